@@ -1,0 +1,310 @@
+// N-API face of the engine: one Engine object per reactor, all state per instance
+// (no globals), so every worker thread can own reactors of its own.
+#include "addon.h"
+
+#include <errno.h>
+#include <uv.h>
+
+#include <cstring>
+
+namespace logcaster {
+
+namespace {
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env, const BackendDescriptor* backend) {
+    return DefineClass(env, "Engine", {
+      InstanceMethod<&EngineWrap::Listen>("listen"),
+      InstanceMethod<&EngineWrap::CloseListener>("closeListener"),
+      InstanceMethod<&EngineWrap::Connect>("connect"),
+      InstanceMethod<&EngineWrap::Write>("write"),
+      InstanceMethod<&EngineWrap::End>("end"),
+      InstanceMethod<&EngineWrap::Destroy>("destroy"),
+      InstanceMethod<&EngineWrap::Pause>("pause"),
+      InstanceMethod<&EngineWrap::Resume>("resume"),
+      InstanceMethod<&EngineWrap::SetIdleTimeout>("setIdleTimeout"),
+      InstanceMethod<&EngineWrap::RemoteAddress>("remoteAddress"),
+      InstanceMethod<&EngineWrap::Queued>("queued"),
+      InstanceMethod<&EngineWrap::Ref>("ref"),
+      InstanceMethod<&EngineWrap::Unref>("unref"),
+      InstanceMethod<&EngineWrap::DispatchPending>("dispatchPending"),
+      InstanceMethod<&EngineWrap::RunOnce>("runOnce"),
+      InstanceMethod<&EngineWrap::Shutdown>("shutdown"),
+      InstanceMethod<&EngineWrap::CloseHandles>("closeHandles"),
+      InstanceMethod<&EngineWrap::Stats>("stats"),
+    }, const_cast<BackendDescriptor*>(backend));
+  }
+
+  // new Engine(options, dispatch, events: Int32Array, arena: Uint8Array)
+  EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    auto* backend = static_cast<const BackendDescriptor*>(info.Data());
+    if (info.Length() < 4 || !info[0].IsObject() || !info[1].IsFunction() || !info[2].IsTypedArray() ||
+        !info[3].IsTypedArray()) {
+      Napi::TypeError::New(env, "Engine(options, dispatch, events: Int32Array, arena: Uint8Array)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    EngineOptions opts;
+    if (o.Get("highWaterMark").IsNumber()) opts.high_water_mark = o.Get("highWaterMark").As<Napi::Number>().Int64Value();
+    if (o.Get("edgeTriggered").IsBoolean()) opts.edge_triggered = o.Get("edgeTriggered").As<Napi::Boolean>();
+    if (o.Get("sqpoll").IsBoolean()) opts.sqpoll = o.Get("sqpoll").As<Napi::Boolean>();
+    auto events = info[2].As<Napi::Int32Array>();
+    auto arena = info[3].As<Napi::Uint8Array>();
+    if (events.ElementLength() < static_cast<size_t>(kEventHeader + kEventInts * 64)) {
+      Napi::RangeError::New(env, "event buffer too small").ThrowAsJavaScriptException();
+      return;
+    }
+    dispatch_.Reset(info[1].As<Napi::Function>(), 1);
+    events_ref_.Reset(events, 1);
+    arena_ref_.Reset(arena, 1);
+    async_ctx_ = std::make_unique<Napi::AsyncContext>(env, "LogcasterReactor");
+
+    std::string reason = backend->probe();
+    if (!reason.empty()) {
+      Napi::Error::New(env, std::string(backend->name) + ": unsupported: " + reason).ThrowAsJavaScriptException();
+      return;
+    }
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
+      Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
+      return;
+    }
+    size_t cap = (events.ElementLength() - kEventHeader) / kEventInts;
+    engine_ = std::make_unique<Engine>(loop, backend->create(opts), opts, events.Data(), cap,
+                                       reinterpret_cast<char*>(arena.Data()), arena.ByteLength());
+    engine_->dispatch = [this] { CallDispatch(); };
+    std::string err;
+    int r = engine_->Start(&err);
+    if (r < 0) {
+      engine_.reset();
+      Napi::Error e = Napi::Error::New(env, std::string(backend->name) + ": " + (err.empty() ? std::strerror(-r) : err));
+      e.Set("errno", Napi::Number::New(env, -r));
+      e.ThrowAsJavaScriptException();
+      return;
+    }
+    env_ = env;
+    napi_add_env_cleanup_hook(env, &EngineWrap::OnEnvCleanup, this);
+    hook_added_ = true;
+  }
+
+  ~EngineWrap() override {
+    if (hook_added_) napi_remove_env_cleanup_hook(env_, &EngineWrap::OnEnvCleanup, this);
+    Teardown();
+  }
+
+ private:
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<EngineWrap*>(arg);
+    self->hook_added_ = false;
+    self->Teardown();
+  }
+
+  void Teardown() {
+    if (!engine_) return;
+    engine_->dispatch = nullptr;  // no JS calls while the environment goes away
+    engine_->Shutdown();
+    engine_->CloseHandles(nullptr);
+    engine_.reset();
+  }
+
+  void CallDispatch() {
+    Napi::Env env = Env();
+    if (env.IsExceptionPending()) return;
+    Napi::HandleScope scope(env);
+    if (js_depth_ > 0) {
+      // Called synchronously from JS (dispatchPending/runOnce): a plain call; an
+      // exception propagates to that caller.
+      dispatch_.Call(Value(), {});
+      return;
+    }
+    // From a libuv callback: MakeCallback so microtasks and nextTick run after it.
+    dispatch_.MakeCallback(Value(), {}, *async_ctx_);
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  bool Check(const Napi::CallbackInfo& info) {
+    if (!engine_) {
+      Napi::Error::New(info.Env(), "reactor is closed").ThrowAsJavaScriptException();
+      return false;
+    }
+    return true;
+  }
+
+  static int32_t Id(const Napi::CallbackInfo& info) { return info[0].As<Napi::Number>().Int32Value(); }
+
+  Napi::Value Listen(const Napi::CallbackInfo& info) {
+    if (!Check(info)) return info.Env().Undefined();
+    std::string host = info[0].As<Napi::String>();
+    int port = info[1].As<Napi::Number>().Int32Value();
+    int backlog = info[2].As<Napi::Number>().Int32Value();
+    bool v6only = info[3].ToBoolean();
+    int bound = 0;
+    std::string err;
+    int r = engine_->Listen(host, port, backlog, v6only, &bound, &err);
+    if (r < 0) {
+      Napi::Error e = Napi::Error::New(info.Env(), err);
+      e.Set("errno", Napi::Number::New(info.Env(), -r));
+      e.ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    Napi::Array a = Napi::Array::New(info.Env(), 2);
+    a.Set(0u, Napi::Number::New(info.Env(), r));
+    a.Set(1u, Napi::Number::New(info.Env(), bound));
+    return a;
+  }
+
+  Napi::Value CloseListener(const Napi::CallbackInfo& info) {
+    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
+    return Napi::Number::New(info.Env(), engine_->CloseListener(Id(info)));
+  }
+
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    if (!Check(info)) return info.Env().Undefined();
+    std::string ip = info[0].As<Napi::String>();
+    int port = info[1].As<Napi::Number>().Int32Value();
+    std::string err;
+    js_depth_++;
+    int r = engine_->Connect(ip, port, &err);
+    js_depth_--;
+    if (r < 0) {
+      Napi::Error e = Napi::Error::New(info.Env(), err.empty() ? std::strerror(-r) : err);
+      e.Set("errno", Napi::Number::New(info.Env(), -r));
+      e.ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    return Napi::Number::New(info.Env(), r);
+  }
+
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    if (!engine_) return Napi::Number::New(info.Env(), -EPIPE);
+    auto data = info[1].As<Napi::Uint8Array>();
+    int r = engine_->Write(Id(info), reinterpret_cast<const char*>(data.Data()), data.ByteLength());
+    return Napi::Number::New(info.Env(), r);
+  }
+
+  Napi::Value End(const Napi::CallbackInfo& info) {
+    if (!engine_) return Napi::Number::New(info.Env(), -EPIPE);
+    return Napi::Number::New(info.Env(), engine_->End(Id(info)));
+  }
+  Napi::Value Destroy(const Napi::CallbackInfo& info) {
+    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
+    return Napi::Number::New(info.Env(), engine_->Destroy(Id(info)));
+  }
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
+    return Napi::Number::New(info.Env(), engine_->SetPaused(Id(info), true));
+  }
+  Napi::Value Resume(const Napi::CallbackInfo& info) {
+    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
+    return Napi::Number::New(info.Env(), engine_->SetPaused(Id(info), false));
+  }
+  Napi::Value SetIdleTimeout(const Napi::CallbackInfo& info) {
+    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
+    uint32_t ms = info[1].As<Napi::Number>().Uint32Value();
+    return Napi::Number::New(info.Env(), engine_->SetIdleTimeout(Id(info), ms));
+  }
+  Napi::Value RemoteAddress(const Napi::CallbackInfo& info) {
+    if (!engine_) return info.Env().Null();
+    std::string ip;
+    int port = 0, family = 0;
+    if (engine_->RemoteAddress(Id(info), &ip, &port, &family) < 0) return info.Env().Null();
+    Napi::Array a = Napi::Array::New(info.Env(), 3);
+    a.Set(0u, Napi::String::New(info.Env(), ip));
+    a.Set(1u, Napi::Number::New(info.Env(), port));
+    a.Set(2u, Napi::Number::New(info.Env(), family));
+    return a;
+  }
+  Napi::Value Queued(const Napi::CallbackInfo& info) {
+    if (!engine_) return Napi::Number::New(info.Env(), 0);
+    return Napi::Number::New(info.Env(), static_cast<double>(engine_->QueuedBytes(Id(info))));
+  }
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->SetRef(true);
+    return info.Env().Undefined();
+  }
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->SetRef(false);
+    return info.Env().Undefined();
+  }
+  Napi::Value DispatchPending(const Napi::CallbackInfo& info) {
+    if (engine_) {
+      js_depth_++;
+      engine_->DispatchPending();
+      js_depth_--;
+    }
+    return info.Env().Undefined();
+  }
+  Napi::Value RunOnce(const Napi::CallbackInfo& info) {
+    if (!Check(info)) return info.Env().Undefined();
+    js_depth_++;
+    engine_->RunOnce(info[0].As<Napi::Number>().Int32Value());
+    js_depth_--;
+    return info.Env().Undefined();
+  }
+  Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+    if (engine_) {
+      js_depth_++;
+      engine_->Shutdown();
+      js_depth_--;
+    }
+    return info.Env().Undefined();
+  }
+  Napi::Value CloseHandles(const Napi::CallbackInfo& info) {
+    if (engine_) {
+      engine_->dispatch = nullptr;
+      engine_->CloseHandles(nullptr);
+      engine_.reset();
+    }
+    return info.Env().Undefined();
+  }
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    if (!engine_) return o;
+    const EngineStats& s = engine_->stats();
+    o.Set("connections", Napi::Number::New(env, static_cast<double>(engine_->connection_count())));
+    o.Set("listeners", Napi::Number::New(env, static_cast<double>(engine_->listener_count())));
+    o.Set("accepted", Napi::Number::New(env, static_cast<double>(s.accepted)));
+    o.Set("closed", Napi::Number::New(env, static_cast<double>(s.closed)));
+    o.Set("bytesRead", Napi::Number::New(env, static_cast<double>(s.bytes_read)));
+    o.Set("bytesWritten", Napi::Number::New(env, static_cast<double>(s.bytes_written)));
+    o.Set("turns", Napi::Number::New(env, static_cast<double>(s.turns)));
+    o.Set("dispatches", Napi::Number::New(env, static_cast<double>(s.dispatches)));
+    o.Set("acceptPauses", Napi::Number::New(env, static_cast<double>(s.accept_pauses)));
+    return o;
+  }
+
+  // Declared before engine_ so they outlive it (members die in reverse order).
+  Napi::FunctionReference dispatch_;
+  Napi::Reference<Napi::Int32Array> events_ref_;
+  Napi::Reference<Napi::Uint8Array> arena_ref_;
+  std::unique_ptr<Napi::AsyncContext> async_ctx_;
+  napi_env env_ = nullptr;
+  bool hook_added_ = false;
+  int js_depth_ = 0;
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace
+
+Napi::Object InitBackend(Napi::Env env, Napi::Object exports, const BackendDescriptor* backend) {
+  exports.Set("name", Napi::String::New(env, backend->name));
+  exports.Set("probe", Napi::Function::New(env, [backend](const Napi::CallbackInfo& info) -> Napi::Value {
+    Napi::Env e = info.Env();
+    Napi::Object o = Napi::Object::New(e);
+    std::string reason = backend->probe();
+    o.Set("supported", Napi::Boolean::New(e, reason.empty()));
+    o.Set("reason", Napi::String::New(e, reason));
+    return o;
+  }));
+  exports.Set("Engine", EngineWrap::Define(env, backend));
+  return exports;
+}
+
+}  // namespace logcaster

@@ -1,0 +1,574 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "sockets.h"
+
+namespace logcaster {
+
+namespace {
+constexpr int kMaxRoundsPerTurn = 8;  // bound one libuv callback so Node's loop keeps turning
+constexpr uint64_t kTickMs = 100;    // idle-timeout sweep / accept-retry granularity
+constexpr uint64_t kAcceptRetryMs = 250;
+constexpr size_t kMinReadSpace = 2048;
+constexpr uint64_t kListenerToken = 1ull << 63;
+}  // namespace
+
+struct Engine::Handles {
+  uv_poll_t poll;
+  uv_async_t async;
+  uv_timer_t timer;
+  Engine* engine = nullptr;
+  bool has_poll = false;
+  bool has_async = false;
+  int open = 0;
+  std::function<void()> done;
+};
+
+static void OnHandleClosed(uv_handle_t* h) {
+  auto* hs = static_cast<Engine::Handles*>(h->data);
+  if (--hs->open == 0) {
+    auto done = std::move(hs->done);
+    delete hs;
+    if (done) done();
+  }
+}
+
+Engine::Engine(uv_loop_t* loop, std::unique_ptr<IoDriver> driver, const EngineOptions& opts, int32_t* events,
+               size_t event_capacity, char* arena, size_t arena_size)
+    : loop_(loop),
+      driver_(std::move(driver)),
+      opts_(opts),
+      events_(events),
+      event_capacity_(event_capacity),
+      arena_(arena),
+      arena_size_(arena_size) {
+  events_[0] = 0;
+}
+
+Engine::~Engine() {
+  if (started_ && !shut_down_) Shutdown();
+  if (handles_) CloseHandles(nullptr);
+  for (Conn* c : slots_) delete c;
+  driver_.reset();  // closes kernel objects after libuv stopped watching them
+}
+
+uint64_t Engine::NowMs() const {
+  timespec ts;
+#ifdef CLOCK_MONOTONIC_COARSE
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+#else
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+int Engine::Start(std::string* err) {
+  int r = driver_->Init(this, err);
+  if (r < 0) return r;
+  handles_ = new Handles();
+  handles_->engine = this;
+  uv_timer_init(loop_, &handles_->timer);
+  handles_->timer.data = handles_;
+  handles_->open++;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&handles_->timer));
+  int fd = driver_->WatchFd();
+  if (fd >= 0) {
+    uv_poll_init(loop_, &handles_->poll, fd);
+    handles_->poll.data = handles_;
+    handles_->has_poll = true;
+    handles_->open++;
+    uv_poll_start(&handles_->poll, UV_READABLE, [](uv_poll_t* p, int, int) {
+      auto* hs = static_cast<Handles*>(p->data);
+      if (hs->engine) hs->engine->Turn();
+    });
+  } else {
+    uv_async_init(loop_, &handles_->async, [](uv_async_t* a) {
+      auto* hs = static_cast<Handles*>(a->data);
+      if (hs->engine) hs->engine->Turn();
+    });
+    handles_->async.data = handles_;
+    handles_->has_async = true;
+    handles_->open++;
+    thread_ = std::thread([this] { ThreadMain(); });
+  }
+  started_ = true;
+  UpdateRef();
+  return 0;
+}
+
+// Helper thread (select/poll): block in the kernel, then hand off to the JS thread
+// and wait until that turn has consumed the results before waiting again.
+void Engine::ThreadMain() {
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (thread_stop_) return;
+    }
+    driver_->WaitOnThread();
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      if (thread_stop_) return;
+      thread_posted_ = true;
+    }
+    uv_async_send(&handles_->async);
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [this] { return !thread_posted_ || thread_stop_; });
+    if (thread_stop_) return;
+  }
+}
+
+void Engine::Turn() {
+  if (!started_ || in_turn_ || in_dispatch_) return;
+  in_turn_ = true;
+  stats_.turns++;
+  const bool threaded = handles_->has_async;
+  bool more = false;
+  for (int round = 0; round < kMaxRoundsPerTurn && !shut_down_; ++round) {
+    bool posted = true;
+    if (threaded) {
+      std::lock_guard<std::mutex> lk(mu_);
+      posted = thread_posted_;
+    }
+    more = posted ? driver_->Harvest(0) : false;
+    if (threaded && posted && !more) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        thread_posted_ = false;
+      }
+      cv_.notify_one();
+    }
+    DispatchPending();
+    if (!more) break;
+  }
+  if (more && !shut_down_) {
+    // Work left after our share of this loop iteration: come back on the next one.
+    if (threaded) uv_async_send(&handles_->async); else driver_->Wake();
+  }
+  in_turn_ = false;
+  UpdateRef();
+  ArmTimer();
+}
+
+void Engine::RunOnce(int timeout_ms) {
+  if (!started_ || shut_down_) return;
+  in_turn_ = true;
+  driver_->Harvest(timeout_ms);
+  DispatchPending();
+  in_turn_ = false;
+  ArmTimer();
+}
+
+void Engine::DispatchPending() {
+  if (in_dispatch_) return;  // JS is walking the buffer; it will see new records
+  while (events_[0] > 0 || !overflow_.empty()) {
+    if (events_[0] == 0) {
+      // Move records that did not fit into the now-empty shared buffer.
+      size_t n = std::min(overflow_.size() / kEventInts, event_capacity_);
+      std::memcpy(events_ + kEventHeader, overflow_.data(), n * kEventInts * sizeof(int32_t));
+      overflow_.erase(overflow_.begin(), overflow_.begin() + n * kEventInts);
+      events_[0] = static_cast<int32_t>(n);
+    }
+    in_dispatch_ = true;
+    stats_.dispatches++;
+    if (dispatch) dispatch();
+    in_dispatch_ = false;
+    events_[0] = 0;
+    arena_used_ = 0;
+  }
+}
+
+void Engine::Emit(int32_t kind, int32_t id, int32_t a, int32_t b) {
+  size_t n = static_cast<size_t>(events_[0]);
+  if (overflow_.empty() && n < event_capacity_) {
+    int32_t* r = events_ + kEventHeader + n * kEventInts;
+    r[0] = kind; r[1] = id; r[2] = a; r[3] = b;
+    events_[0] = static_cast<int32_t>(n + 1);
+  } else {
+    overflow_.insert(overflow_.end(), {kind, id, a, b});
+  }
+}
+
+bool Engine::BatchFull() const {
+  return static_cast<size_t>(events_[0]) + 16 >= event_capacity_ || arena_size_ - arena_used_ < kMinReadSpace;
+}
+
+char* Engine::ReadSpace(size_t* avail) {
+  size_t left = arena_size_ - arena_used_;
+  if (left < kMinReadSpace || static_cast<size_t>(events_[0]) + 4 >= event_capacity_) return nullptr;
+  *avail = left;
+  return arena_ + arena_used_;
+}
+
+void Engine::CommitRead(Conn* c, size_t len) {
+  Emit(kEvData, c->id, static_cast<int32_t>(arena_used_), static_cast<int32_t>(len));
+  arena_used_ += len;
+  stats_.bytes_read += len;
+  if (c->idle_timeout_ms) c->last_active_ms = NowMs();
+}
+
+Conn* Engine::Lookup(int32_t id) {
+  if (id <= 0) return nullptr;
+  uint32_t slot = static_cast<uint32_t>(id) & kSlotMask;
+  if (slot >= slots_.size()) return nullptr;
+  Conn* c = slots_[slot];
+  return c->id == id ? c : nullptr;
+}
+
+Listener* Engine::LookupListener(int32_t lid) {
+  if (lid < 0 || static_cast<size_t>(lid) >= listeners_.size()) return nullptr;
+  Listener* l = listeners_[lid].get();
+  return l && l->fd >= 0 ? l : nullptr;
+}
+
+Conn* Engine::NewConn(int fd, int32_t listener_id) {
+  uint32_t slot;
+  Conn* c;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+    c = slots_[slot];
+  } else {
+    if (slots_.size() > kSlotMask) return nullptr;
+    slot = static_cast<uint32_t>(slots_.size());
+    c = new Conn();
+    slots_.push_back(c);
+    slot_gen_.push_back(0);
+  }
+  // A new generation per reuse: stale ids and poller tokens never match again.
+  uint32_t gen = slot_gen_[slot] + 1;
+  if (gen > kMaxGen) gen = 1;
+  slot_gen_[slot] = gen;
+  c->fd = fd;
+  c->id = static_cast<int32_t>(slot | (gen << kSlotBits));
+  c->listener_id = listener_id;
+  c->close_phase = 0;
+  c->close_err = 0;
+  live_conns_++;
+  return c;
+}
+
+void Engine::ReleaseConn(Conn* c) {
+  if (c->id == 0) return;
+  Emit(kEvClose, c->id, c->close_err, c->close_phase);
+  if (c->idle_timeout_ms) timed_conns_--;
+  uint32_t slot = static_cast<uint32_t>(c->id) & kSlotMask;
+  c->Reset();
+  free_slots_.push_back(slot);
+  live_conns_--;
+  stats_.closed++;
+  // A descriptor came free: listeners paused by fd exhaustion may accept again.
+  if (paused_listeners_) {
+    for (auto& l : listeners_) {
+      if (l && l->fd >= 0 && l->accept_paused) {
+        l->accept_paused = false;
+        paused_listeners_--;
+        driver_->ResumeAccept(l.get());
+      }
+    }
+  }
+}
+
+void Engine::OnAccepted(Listener* l, int fd) {
+  SetNoDelay(fd);
+  Conn* c = NewConn(fd, l->id);
+  if (!c) { close(fd); return; }
+  stats_.accepted++;
+  int r = driver_->AddConn(c);
+  c->registered = r == 0;
+  // OPEN carries the registration error so the handler may still say why
+  // (e.g. "ERROR: ..." on a select backend past FD_SETSIZE) before it is closed.
+  Emit(kEvOpen, c->id, l->id, r < 0 ? -r : 0);
+}
+
+void Engine::OnAcceptError(Listener* l, int err) {
+  if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+    // Out of descriptors: stop accepting (no busy loop on a level-triggered
+    // listener); resume when a connection closes or after kAcceptRetryMs.
+    if (!l->accept_paused) {
+      l->accept_paused = true;
+      paused_listeners_++;
+      stats_.accept_pauses++;
+      driver_->PauseAccept(l);
+      Emit(kEvListenError, l->id, err);
+    }
+    ArmTimer();
+  }
+  // ECONNABORTED, EINTR, EPROTO...: that one connection is gone, keep going.
+}
+
+void Engine::OnConnected(Conn* c, int err) {
+  if (err) { Fail(c, err, kPhaseConnect); return; }
+  c->connecting = false;
+  Emit(kEvOpen, c->id, -1, 0);
+  driver_->UpdateReading(c);
+  if (!c->wq.empty()) driver_->Flush(c, false);
+  else if (c->end_requested) AfterQueueChange(c);
+}
+
+void Engine::OnPeerEnd(Conn* c) {
+  if (c->peer_ended) return;
+  c->peer_ended = true;
+  driver_->UpdateReading(c);
+  Emit(kEvEnd, c->id);
+  if (c->write_shut) Fail(c, 0, kPhaseNone);
+}
+
+void Engine::OnSent(Conn* c, size_t n) {
+  c->wq.Consume(n);
+  stats_.bytes_written += n;
+  if (c->idle_timeout_ms) c->last_active_ms = NowMs();
+  AfterQueueChange(c);
+}
+
+void Engine::AfterQueueChange(Conn* c) {
+  if (!c->wq.empty() || c->closing) return;
+  if (c->need_drain) {
+    c->need_drain = false;
+    Emit(kEvDrain, c->id);
+  }
+  if (c->end_requested && !c->write_shut && !c->connecting) {
+    c->write_shut = true;
+    shutdown(c->fd, SHUT_WR);
+    if (c->peer_ended) Fail(c, 0, kPhaseNone);
+  }
+}
+
+void Engine::Fail(Conn* c, int err, int32_t phase) {
+  if (c->closing || c->id == 0) return;
+  c->closing = true;
+  c->close_err = err;
+  c->close_phase = phase;
+  driver_->CloseConn(c);
+}
+
+// ---- JS-facing API ----
+
+int Engine::Listen(const std::string& host, int port, int backlog, bool ipv6_only, int* bound_port,
+                   std::string* err) {
+  if (shut_down_) { *err = "reactor is closed"; return -EBADF; }
+  int fd = ListenSocket(host, port, backlog, ipv6_only, bound_port, err);
+  if (fd < 0) return fd;
+  auto l = std::make_unique<Listener>();
+  l->fd = fd;
+  l->id = static_cast<int32_t>(listeners_.size());
+  int r = driver_->AddListener(l.get());
+  if (r < 0) {
+    close(fd);
+    *err = std::string("cannot watch listener: ") + std::strerror(-r);
+    return r;
+  }
+  int32_t id = l->id;
+  listeners_.push_back(std::move(l));
+  live_listeners_++;
+  UpdateRef();
+  return id;
+}
+
+int Engine::CloseListener(int32_t lid) {
+  Listener* l = LookupListener(lid);
+  if (!l) return -EBADF;
+  driver_->RemoveListener(l);
+  close(l->fd);
+  if (l->accept_paused) paused_listeners_--;
+  listeners_[lid].reset();
+  live_listeners_--;
+  UpdateRef();
+  return 0;
+}
+
+int Engine::Connect(const std::string& ip, int port, std::string* err) {
+  if (shut_down_) { *err = "reactor is closed"; return -EBADF; }
+  bool in_progress = false;
+  int fd = ConnectSocket(ip, port, &in_progress, err);
+  if (fd < 0) return fd;
+  Conn* c = NewConn(fd, -1);
+  if (!c) { close(fd); *err = "too many connections"; return -EMFILE; }
+  c->connecting = true;
+  int r = driver_->AddConn(c);
+  if (r < 0) {
+    c->registered = false;
+    Fail(c, -r, kPhaseWatch);
+    return c->id ? c->id : -r;
+  }
+  c->registered = true;
+  if (!in_progress) OnConnected(c, 0);
+  UpdateRef();
+  return c->id;
+}
+
+int Engine::Write(int32_t id, const char* data, size_t len) {
+  Conn* c = Lookup(id);
+  if (!c || c->closing) return -EPIPE;
+  if (c->end_requested) return -EPIPE;
+  size_t off = 0;
+  bool full = false;
+  if (c->wq.empty() && !c->connecting) {
+    long n = driver_->TrySendDirect(c, data, len);
+    if (n < 0) {
+      Fail(c, static_cast<int>(-n), kPhaseWrite);
+      return 1;  // reported through CLOSE, like an error found by a later flush
+    }
+    off = static_cast<size_t>(n);
+    full = off < len;
+    stats_.bytes_written += off;
+    if (off && c->idle_timeout_ms) c->last_active_ms = NowMs();
+  }
+  if (off < len) {
+    if (!c->wq.Append(data + off, len - off)) {
+      Fail(c, ENOMEM, kPhaseWrite);
+      return -ENOMEM;
+    }
+    if (!c->connecting) driver_->Flush(c, full);
+  }
+  if (c->wq.size() < opts_.high_water_mark) return 1;
+  c->need_drain = true;
+  return 0;
+}
+
+int Engine::End(int32_t id) {
+  Conn* c = Lookup(id);
+  if (!c || c->closing) return -EPIPE;
+  c->end_requested = true;
+  AfterQueueChange(c);
+  return 0;
+}
+
+int Engine::Destroy(int32_t id) {
+  Conn* c = Lookup(id);
+  if (!c) return -EBADF;
+  Fail(c, 0, kPhaseNone);
+  UpdateRef();
+  return 0;
+}
+
+int Engine::SetPaused(int32_t id, bool paused) {
+  Conn* c = Lookup(id);
+  if (!c || c->closing) return -EBADF;
+  if (c->paused == paused) return 0;
+  c->paused = paused;
+  driver_->UpdateReading(c);
+  return 0;
+}
+
+int Engine::SetIdleTimeout(int32_t id, uint32_t ms) {
+  Conn* c = Lookup(id);
+  if (!c || c->closing) return -EBADF;
+  if (!c->idle_timeout_ms && ms) timed_conns_++;
+  if (c->idle_timeout_ms && !ms) timed_conns_--;
+  c->idle_timeout_ms = ms;
+  c->last_active_ms = NowMs();
+  ArmTimer();
+  return 0;
+}
+
+int Engine::RemoteAddress(int32_t id, std::string* ip, int* port, int* family) {
+  Conn* c = Lookup(id);
+  if (!c || c->fd < 0) return -EBADF;
+  return PeerAddress(c->fd, ip, port, family);
+}
+
+size_t Engine::QueuedBytes(int32_t id) {
+  Conn* c = Lookup(id);
+  return c ? c->wq.size() : 0;
+}
+
+// ---- timers and refs ----
+
+void Engine::ArmTimer() {
+  if (!handles_) return;
+  bool need = !shut_down_ && (timed_conns_ > 0 || paused_listeners_ > 0);
+  if (need && !timer_running_) {
+    timer_running_ = true;
+    uv_timer_start(&handles_->timer, [](uv_timer_t* t) {
+      auto* hs = static_cast<Handles*>(t->data);
+      if (hs->engine) hs->engine->OnTimer();
+    }, kTickMs, kTickMs);
+  } else if (!need && timer_running_) {
+    timer_running_ = false;
+    uv_timer_stop(&handles_->timer);
+  }
+}
+
+void Engine::OnTimer() {
+  uint64_t now = NowMs();
+  if (paused_listeners_) {
+    for (auto& l : listeners_) {
+      if (l && l->fd >= 0 && l->accept_paused) {
+        l->accept_paused = false;
+        paused_listeners_--;
+        driver_->ResumeAccept(l.get());  // EMFILE again simply pauses it again
+      }
+    }
+  }
+  if (timed_conns_) {
+    for (Conn* c : slots_) {
+      if (c->id && c->idle_timeout_ms && !c->closing && now - c->last_active_ms >= c->idle_timeout_ms) {
+        c->last_active_ms = now;
+        Emit(kEvTimeout, c->id);
+      }
+    }
+  }
+  (void)kAcceptRetryMs;
+  if (!in_turn_) DispatchPending();
+  ArmTimer();
+}
+
+void Engine::UpdateRef() {
+  if (!handles_) return;
+  bool active = user_ref_ && !shut_down_ && (live_conns_ + live_listeners_ > 0);
+  uv_handle_t* h = handles_->has_poll ? reinterpret_cast<uv_handle_t*>(&handles_->poll)
+                                      : reinterpret_cast<uv_handle_t*>(&handles_->async);
+  if (active) uv_ref(h); else uv_unref(h);
+}
+
+void Engine::Shutdown() {
+  if (shut_down_) return;
+  for (auto& l : listeners_) {
+    if (l && l->fd >= 0) {
+      driver_->RemoveListener(l.get());
+      close(l->fd);
+      l.reset();
+      live_listeners_--;
+    }
+  }
+  for (Conn* c : slots_) {
+    if (c->id) Fail(c, 0, kPhaseNone);
+  }
+  driver_->DrainClosing();
+  shut_down_ = true;
+  paused_listeners_ = 0;
+  ArmTimer();
+  UpdateRef();
+}
+
+void Engine::CloseHandles(std::function<void()> done) {
+  if (!handles_) { if (done) done(); return; }
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      thread_stop_ = true;
+    }
+    cv_.notify_one();
+    driver_->Wake();
+    thread_.join();
+  }
+  Handles* hs = handles_;
+  handles_ = nullptr;
+  hs->engine = nullptr;
+  hs->done = std::move(done);
+  uv_timer_stop(&hs->timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&hs->timer), OnHandleClosed);
+  if (hs->has_poll) {
+    uv_poll_stop(&hs->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&hs->poll), OnHandleClosed);
+  }
+  if (hs->has_async) uv_close(reinterpret_cast<uv_handle_t*>(&hs->async), OnHandleClosed);
+}
+
+}  // namespace logcaster

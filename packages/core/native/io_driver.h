@@ -1,0 +1,61 @@
+// The engine-facing I/O contract. Readiness backends get it for free from
+// ReadinessDriver (a Poller plus accept/recv/send done when an fd is ready);
+// completion backends (io_uring) implement it directly with submitted operations.
+#pragma once
+#include <string>
+
+namespace logcaster {
+
+class Engine;
+struct Conn;
+struct Listener;
+
+class IoDriver {
+ public:
+  virtual ~IoDriver() = default;
+
+  // Set up kernel objects. 0 or -errno with *err describing the failure.
+  virtual int Init(Engine* engine, std::string* err) = 0;
+
+  // fd for Node's loop to watch (readable => a turn should run), or -1: the engine
+  // then runs a helper thread that calls WaitOnThread() and hands off to the JS thread.
+  virtual int WatchFd() const = 0;
+  // Helper-thread wait (only when WatchFd() == -1). Blocks until something is ready
+  // or Wake(); keeps the results for the next Harvest on the JS thread.
+  virtual void WaitOnThread() {}
+  // Interrupt WaitOnThread or make WatchFd readable. Any thread.
+  virtual void Wake() = 0;
+
+  // JS thread: process what is ready (timeout_ms 0 = never block), feeding the engine
+  // (Engine::OnAccepted, ReadSpace/CommitRead, OnPeerEnd, OnSent, Destroy...).
+  // Stops early when the engine says the batch is full. Returns true when work
+  // remains that a further Harvest would pick up without new kernel readiness.
+  virtual bool Harvest(int timeout_ms) = 0;
+
+  virtual int AddListener(Listener* l) = 0;  // start accepting; 0 or -errno
+  virtual void PauseAccept(Listener* l) = 0;  // fd exhaustion: stop accepting for now
+  virtual void ResumeAccept(Listener* l) = 0;
+  virtual void RemoveListener(Listener* l) = 0;  // stop; the engine closes the fd after
+
+  // A connection exists (accepted, or connecting when conn->connecting): start I/O.
+  // 0 or -errno (-ERANGE: the mechanism can never watch this fd).
+  virtual int AddConn(Conn* c) = 0;
+  // Reading paused/resumed or end-of-input seen: re-evaluate read interest.
+  virtual void UpdateReading(Conn* c) = 0;
+  // Try to send data directly from the caller's memory before anything is queued.
+  // Returns bytes sent (0 is fine), or -errno for a fatal socket error. Completion
+  // drivers that cannot send from transient memory return 0.
+  virtual long TrySendDirect(Conn* c, const char* data, size_t len) = 0;
+  // The write queue is non-empty: make progress sending it, reporting with
+  // Engine::OnSent; arm writability as needed. socket_full: the caller just saw
+  // EAGAIN, so only arm writability (saves a syscall).
+  virtual void Flush(Conn* c, bool socket_full) = 0;
+  // Tear down: stop all I/O on c and close its fd. When nothing in flight refers
+  // to c any more (immediately for readiness drivers) call Engine::ReleaseConn(c).
+  virtual void CloseConn(Conn* c) = 0;
+  // Engine shutdown: block until every connection handed to CloseConn has been
+  // released (completion drivers wait for their cancellations here).
+  virtual void DrainClosing() {}
+};
+
+}  // namespace logcaster

@@ -1,0 +1,50 @@
+// IoDriver for readiness mechanisms: when the Poller says an fd is ready, do the
+// accept4/recv/writev here, once for every readiness backend.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "engine.h"
+#include "io_driver.h"
+#include "poller.h"
+
+namespace logcaster {
+
+class ReadinessDriver final : public IoDriver {
+ public:
+  explicit ReadinessDriver(std::unique_ptr<Poller> poller) : poller_(std::move(poller)) {}
+
+  int Init(Engine* engine, std::string* err) override;
+  int WatchFd() const override { return poller_->ReadyFd(); }
+  void WaitOnThread() override;
+  void Wake() override { poller_->Wake(); }
+  bool Harvest(int timeout_ms) override;
+
+  int AddListener(Listener* l) override;
+  void PauseAccept(Listener* l) override;
+  void ResumeAccept(Listener* l) override;
+  void RemoveListener(Listener* l) override;
+
+  int AddConn(Conn* c) override;
+  void UpdateReading(Conn* c) override;
+  long TrySendDirect(Conn* c, const char* data, size_t len) override;
+  void Flush(Conn* c, bool socket_full) override;
+  void CloseConn(Conn* c) override;
+
+ private:
+  uint32_t WantedInterest(const Conn* c) const;
+  void SetInterest(Conn* c, uint32_t interest);
+  void AcceptReady(Listener* l);
+  void ReadReady(Conn* c);
+  void Dispatch(const PollEvent& ev);
+
+  std::unique_ptr<Poller> poller_;
+  Engine* engine_ = nullptr;
+  bool edge_ = false;
+  std::vector<PollEvent> ready_;   // reported by the kernel, not processed yet
+  size_t ready_pos_ = 0;
+  std::vector<int32_t> read_pending_;    // edge-triggered conns with unread input
+  std::vector<int32_t> accept_pending_;  // edge-triggered listeners with queued connections
+};
+
+}  // namespace logcaster

@@ -1,0 +1,24 @@
+// Socket set-up shared by every backend: non-blocking listen/accept/connect
+// sockets, portable across Linux and the BSDs.
+#pragma once
+#include <sys/socket.h>
+
+#include <string>
+
+namespace logcaster {
+
+// Parse an IPv4/IPv6 literal; returns AF_INET/AF_INET6, or 0 if it is neither.
+int ParseAddress(const std::string& ip, int port, ::sockaddr_storage* ss, unsigned* len);
+// Bound, listening, non-blocking socket. Returns fd or -errno; *bound_port gets the
+// real port (for port 0). backlog <= 0 means "the system maximum".
+int ListenSocket(const std::string& host, int port, int backlog, bool ipv6_only, int* bound_port, std::string* err);
+// Non-blocking connect started; returns fd or -errno. *in_progress when EINPROGRESS.
+int ConnectSocket(const std::string& ip, int port, bool* in_progress, std::string* err);
+// accept one connection as a non-blocking, close-on-exec fd; fd or -errno.
+int AcceptSocket(int listen_fd);
+void SetNoDelay(int fd);
+int SocketError(int fd);  // SO_ERROR
+int PeerAddress(int fd, std::string* ip, int* port, int* family);
+int SetNonBlocking(int fd);
+
+}  // namespace logcaster

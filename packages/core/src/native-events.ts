@@ -1,0 +1,18 @@
+// Mirrors core/native/engine.h: the batch layout the engine writes for JS.
+export const EVENT_HEADER = 4; // int32s before the first record; [0] = record count
+export const EVENT_INTS = 4; // kind, id, a, b
+
+export const EV_OPEN = 1; // id, listener id (-1 outbound), watch errno
+export const EV_DATA = 2; // id, arena offset, length
+export const EV_DRAIN = 3;
+export const EV_END = 4;
+export const EV_CLOSE = 5; // id, errno, phase
+export const EV_TIMEOUT = 6;
+export const EV_LISTEN_ERROR = 7; // listener id, errno
+
+export const PHASE_CONNECT = 1;
+export const PHASE_READ = 2;
+export const PHASE_WRITE = 3;
+export const PHASE_WATCH = 4;
+
+export const SLOT_MASK = (1 << 20) - 1;
