@@ -1,0 +1,41 @@
+// Shared bits of the benchmark servers: argument parsing and the readiness line the
+// runner waits for ("READY <port> <query-port>").
+
+export interface ServerArgs {
+  host: string;
+  port: number;
+  queryPort: number; // -1: no query port
+  ack: boolean;
+  backend: string;
+  run: boolean; // reactor: dedicated-thread mode (reactor.run())
+}
+
+export function parseArgs(argv: string[]): ServerArgs {
+  const a: ServerArgs = { host: '127.0.0.1', port: 0, queryPort: -1, ack: false, backend: 'auto', run: false };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = argv[i + 1];
+    if (k === '--host') (a.host = v), i++;
+    else if (k === '--port') (a.port = Number(v)), i++;
+    else if (k === '--query-port') (a.queryPort = Number(v)), i++;
+    else if (k === '--backend') (a.backend = v), i++;
+    else if (k === '--ack') a.ack = true;
+    else if (k === '--run') a.run = true;
+    else throw new Error(`unknown argument ${k}`);
+  }
+  return a;
+}
+
+export function ready(port: number, queryPort: number): void {
+  // stdout is a pipe here: synchronous on Linux, so this is out before any blocking run().
+  process.stdout.write(`READY ${port} ${queryPort}\n`);
+}
+
+export function exitOnSignals(cleanup?: () => void): void {
+  const stop = (): void => {
+    if (cleanup) cleanup();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
