@@ -1,0 +1,329 @@
+// LogCaster: wires the reactor, the store, the journal, the ingest and query ports.
+import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
+
+import { createReactor, type BackendName, type Listener, type Reactor } from '@logcaster/core';
+
+import { Ingest, type StoredLine } from './ingest';
+import { loadJournalModule, type FsyncPolicy, type JournalLike } from './journal-api';
+import { QueryEngine } from './query-engine';
+import { QueryServer } from './query';
+import { LogStore } from './store';
+import { parseSyslog, type SyslogHeader } from './syslog';
+
+export interface LogCasterOptions {
+  /** Reactor backend: 'auto' (default) or one name. */
+  backend?: BackendName | 'auto';
+  /** Address both ports listen on. Default 127.0.0.1. */
+  host?: string;
+  /** Ingest port, default 9999 (0 picks a free port). */
+  port?: number;
+  /** Query port, default 9998 (0 picks a free port). */
+  queryPort?: number;
+  /** Entries kept in memory; the oldest are dropped beyond it. Default 100000. */
+  capacity?: number;
+  /** Longest line kept, bytes; longer lines are truncated and marked. Default 65536. */
+  maxLine?: number;
+  /** Concurrent ingest clients. Default 1000. */
+  maxClients?: number;
+  /** Close ingest connections idle this many seconds (0 = never). Default 0. */
+  idleTimeout?: number;
+  /** Journal directory; undefined/null/'none' = memory only (the embedding default). */
+  dataDir?: string | null;
+  /** Journal segment size before rotation, bytes. Default 16 MiB. */
+  rotateSize?: number;
+  /** Journal segments kept. Default 8. */
+  maxFiles?: number;
+  fsync?: FsyncPolicy;
+  fsyncIntervalMs?: number;
+  /** Write "OK\n" per stored line (after fsync with fsync 'always'). */
+  ack?: boolean;
+  /** Lets non-loopback query clients run CLEAR <token>. */
+  adminToken?: string;
+  /** Show query timestamps in UTC instead of local time. */
+  utc?: boolean;
+  /** Budget of one regex query, ms. Default 2000. */
+  regexTimeoutMs?: number;
+  /** On stop(): how long to keep reading from clients still sending, ms. Default 2000. */
+  shutdownGraceMs?: number;
+}
+
+export interface StartInfo {
+  ingestPort: number;
+  queryPort: number;
+  backend: BackendName;
+  host: string;
+  /** Absolute journal directory, or undefined when memory-only. */
+  dataDir: string | undefined;
+  /** Entries reloaded from the journal. */
+  reloaded: number;
+}
+
+export interface LogCasterStats {
+  total: number;
+  dropped: number;
+  current: number;
+  clients: number;
+  backend: string;
+  connections: number;
+  rejected: number;
+  linesReceived: number;
+  bytesReceived: number;
+  truncated: number;
+  idleClosed: number;
+  queryClients: number;
+  regexTimeouts: number;
+  persisted: number;
+  persistedBytes: number;
+  reloaded: number;
+  tornSkipped: number;
+  storeBytes: number;
+  uptimeSeconds: number;
+}
+
+/** What 'line' listeners receive. `line` is a private copy of the stored bytes. */
+export class LogLine {
+  private parsed: SyslogHeader | null | undefined;
+  constructor(
+    readonly seq: number,
+    readonly timeMs: number,
+    readonly peer: string,
+    readonly line: Buffer,
+  ) {}
+  get text(): string {
+    return this.line.toString('utf8');
+  }
+  /** The syslog header, parsed on first access (undefined when the line has none). */
+  get syslog(): SyslogHeader | undefined {
+    if (this.parsed === undefined) this.parsed = parseSyslog(this.text) ?? null;
+    return this.parsed ?? undefined;
+  }
+}
+
+export declare interface LogCaster {
+  on(event: 'line', listener: (entry: LogLine) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+function resolveOptions(o: LogCasterOptions): Required<Omit<LogCasterOptions, 'adminToken' | 'dataDir'>> & { adminToken?: string; dataDir?: string } {
+  const dataDir = o.dataDir === null || o.dataDir === undefined || o.dataDir === 'none' ? undefined : o.dataDir;
+  return {
+    backend: o.backend ?? 'auto',
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 9999,
+    queryPort: o.queryPort ?? 9998,
+    capacity: o.capacity ?? 100_000,
+    maxLine: o.maxLine ?? 65536,
+    maxClients: o.maxClients ?? 1000,
+    idleTimeout: o.idleTimeout ?? 0,
+    dataDir,
+    rotateSize: o.rotateSize ?? 16 * 1024 * 1024,
+    maxFiles: o.maxFiles ?? 8,
+    fsync: o.fsync ?? 'interval',
+    fsyncIntervalMs: o.fsyncIntervalMs ?? 1000,
+    ack: o.ack ?? false,
+    adminToken: o.adminToken,
+    utc: o.utc ?? false,
+    regexTimeoutMs: o.regexTimeoutMs ?? 2000,
+    shutdownGraceMs: o.shutdownGraceMs ?? 2000,
+  };
+}
+
+export class LogCaster extends EventEmitter {
+  readonly options: ReturnType<typeof resolveOptions>;
+  readonly store: LogStore;
+  private reactor: Reactor | undefined;
+  private ingest: Ingest | undefined;
+  private query: QueryServer | undefined;
+  private engine: QueryEngine | undefined;
+  private journal: JournalLike | undefined;
+  private listeners_: Listener[] = [];
+  private startedAt = 0;
+  private reloaded = 0;
+  private tornSkipped = 0;
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: LogCasterOptions = {}) {
+    super();
+    this.options = resolveOptions(options);
+    const o = this.options;
+    if (!Number.isInteger(o.capacity) || o.capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${o.capacity}`);
+    if (!Number.isInteger(o.maxLine) || o.maxLine < 16) throw new RangeError(`maxLine must be an integer >= 16, got ${o.maxLine}`);
+    if (!Number.isInteger(o.maxClients) || o.maxClients < 1) throw new RangeError(`maxClients must be a positive integer, got ${o.maxClients}`);
+    if (!(o.idleTimeout >= 0)) throw new RangeError(`idleTimeout must be >= 0 seconds, got ${o.idleTimeout}`);
+    this.store = new LogStore(o.capacity, o.maxLine + 64);
+    // Only pay for 'line' events while someone listens.
+    this.on('newListener', (event) => {
+      if (event === 'line') queueMicrotask(() => this.updateLineHook());
+    });
+    this.on('removeListener', (event) => {
+      if (event === 'line') this.updateLineHook();
+    });
+  }
+
+  private updateLineHook(): void {
+    if (!this.ingest) return;
+    this.ingest.onLine = this.listenerCount('line') > 0 ? (e: StoredLine) => this.emit('line', new LogLine(e.seq, e.timeMs, e.peer, e.line)) : undefined;
+  }
+
+  async start(): Promise<StartInfo> {
+    if (this.state !== 'new') throw new Error(`LogCaster.start(): already ${this.state}`);
+    this.state = 'starting';
+    const o = this.options;
+    let dataDir: string | undefined;
+    try {
+      if (o.dataDir !== undefined) {
+        const mod = loadJournalModule();
+        if (!mod) {
+          throw new Error('persistence requested (dataDir) but the journal module is not available in this build; use dataDir none');
+        }
+        dataDir = path.resolve(o.dataDir);
+        this.journal = mod.Journal.open({ dir: dataDir, rotateSize: o.rotateSize, maxFiles: o.maxFiles, fsync: o.fsync, fsyncIntervalMs: o.fsyncIntervalMs });
+        const peers = this.store.peers;
+        const r = this.journal.replay(o.capacity, (t, peer, line) => {
+          this.store.append(line, 0, line.length, t, peers.intern(peer));
+        });
+        this.reloaded = r.loaded;
+        this.tornSkipped = r.tornSkipped;
+      }
+      this.engine = new QueryEngine({ regexTimeoutMs: o.regexTimeoutMs });
+      this.ingest = new Ingest(
+        { maxLine: o.maxLine, maxClients: o.maxClients, idleTimeoutMs: o.idleTimeout * 1000, ack: o.ack, ackAfterDurable: o.fsync === 'always' },
+        this.store,
+        this.journal,
+      );
+      this.updateLineHook();
+      this.query = new QueryServer({
+        store: this.store,
+        engine: this.engine,
+        utc: o.utc,
+        adminToken: o.adminToken,
+        statsLine: () => this.statsLine(),
+        clear: () => this.store.clear(),
+      });
+      this.reactor = createReactor({
+        backend: o.backend,
+        onError: (err) => this.reportError(err),
+      });
+      const ingestL = this.reactor.listen({ host: o.host, port: o.port }, this.ingest);
+      this.listeners_.push(ingestL);
+      const queryL = this.reactor.listen({ host: o.host, port: o.queryPort }, this.query);
+      this.listeners_.push(queryL);
+      this.startedAt = Date.now();
+      this.state = 'running';
+      return { ingestPort: ingestL.port, queryPort: queryL.port, backend: this.reactor.backend, host: o.host, dataDir, reloaded: this.reloaded };
+    } catch (e) {
+      this.state = 'stopped';
+      for (const l of this.listeners_) l.close();
+      this.listeners_ = [];
+      await this.reactor?.close();
+      await this.engine?.close();
+      await this.journal?.close();
+      throw e;
+    }
+  }
+
+  private reportError(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (this.listenerCount('error') > 0) this.emit('error', e);
+    else process.emitWarning(`LogCaster: ${e.stack ?? e.message}`, 'LogCasterWarning');
+  }
+
+  get backend(): string | undefined {
+    return this.reactor?.backend;
+  }
+
+  stats(): LogCasterStats {
+    const c = this.ingest?.counters;
+    const js = this.journal?.stats;
+    return {
+      total: this.store.total,
+      dropped: this.store.dropped,
+      current: this.store.size,
+      clients: c?.clients ?? 0,
+      backend: this.reactor?.backend ?? 'none',
+      connections: c?.connectionsTotal ?? 0,
+      rejected: c?.rejected ?? 0,
+      linesReceived: c?.linesReceived ?? 0,
+      bytesReceived: c?.bytesReceived ?? 0,
+      truncated: c?.truncated ?? 0,
+      idleClosed: c?.idleClosed ?? 0,
+      queryClients: this.query?.conns.size ?? 0,
+      regexTimeouts: this.engine?.regexTimeouts ?? 0,
+      persisted: js?.persistedLines ?? 0,
+      persistedBytes: js?.persistedBytes ?? 0,
+      reloaded: this.reloaded,
+      tornSkipped: this.tornSkipped,
+      storeBytes: this.store.bytes,
+      uptimeSeconds: this.startedAt ? Math.floor((Date.now() - this.startedAt) / 1000) : 0,
+    };
+  }
+
+  statsLine(): string {
+    const s = this.stats();
+    return (
+      `STATS: Total=${s.total}, Dropped=${s.dropped}, Current=${s.current}, Clients=${s.clients}, ` +
+      `Backend=${s.backend}, Connections=${s.connections}, Rejected=${s.rejected}, LinesReceived=${s.linesReceived}, ` +
+      `BytesReceived=${s.bytesReceived}, Truncated=${s.truncated}, Persisted=${s.persisted}, PersistedBytes=${s.persistedBytes}, ` +
+      `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, QueryClients=${s.queryClients}, Uptime=${s.uptimeSeconds}s`
+    );
+  }
+
+  /** Graceful stop: stop accepting, keep reading from clients still sending until they
+   *  go quiet (at most shutdownGraceMs), store and ack what arrived, flush and fsync
+   *  the journal, then close everything. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.state === 'new' || this.state === 'stopped') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    for (const l of this.listeners_) l.close();
+    this.listeners_ = [];
+    this.query?.closeAll();
+    const ingest = this.ingest!;
+    const deadline = Date.now() + this.options.shutdownGraceMs;
+    const QUIET_MS = 200;
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    // Let connections that are still sending finish, until quiet or out of time.
+    while (ingest.conns.size > 0 && Date.now() < deadline && Date.now() - ingest.counters.lastDataAt < QUIET_MS) {
+      await sleep(25);
+    }
+    for (const c of ingest.conns) c.conn.pause();
+    ingest.finishAll();
+    if (this.journal) {
+      this.journal.flush();
+      // With acks after fsync: wait (bounded) until every stored line is durable and acked.
+      const ackDeadline = Date.now() + 5000;
+      while (ingest.pendingAcks > 0 && Date.now() < ackDeadline) await sleep(10);
+    }
+    // Let queued acks reach the clients, then close.
+    for (const c of ingest.conns) {
+      if (!c.conn.closed) c.conn.end();
+    }
+    const endDeadline = Date.now() + 500;
+    while (ingest.conns.size > 0 && Date.now() < endDeadline) {
+      let queued = 0;
+      for (const c of ingest.conns) queued += c.conn.closed ? 0 : c.conn.bufferedAmount;
+      if (queued === 0) break;
+      await sleep(10);
+    }
+    await this.reactor?.close();
+    await this.engine?.close();
+    ingest.detachJournal();
+    await this.journal?.close();
+    this.state = 'stopped';
+  }
+}
+
+export function createLogCaster(options: LogCasterOptions = {}): LogCaster {
+  return new LogCaster(options);
+}

@@ -1,0 +1,38 @@
+// Parsing of human-friendly sizes and durations given on the command line.
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** "64k" → 65536, "16M" → 16777216, "1000" → 1000. Binary units (k = 1024).
+ *  Returns undefined for anything else (negative, fractional bytes, unknown unit). */
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (!m) return undefined;
+  const unit = SIZE_UNITS[m[2].toLowerCase()];
+  if (unit === undefined) return undefined;
+  const value = Number(m[1]) * unit;
+  if (!Number.isFinite(value) || !Number.isInteger(value)) return undefined;
+  return value;
+}
+
+/** A plain non-negative integer count, with the same suffixes as sizes but decimal
+ *  (1k = 1000): "--capacity 200k". */
+export function parseCount(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$/.exec(text);
+  if (!m) return undefined;
+  const mult = m[2] === '' ? 1 : m[2].toLowerCase() === 'k' ? 1000 : 1_000_000;
+  const value = Number(m[1]) * mult;
+  if (!Number.isFinite(value) || !Number.isInteger(value)) return undefined;
+  return value;
+}
