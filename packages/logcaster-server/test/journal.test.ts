@@ -402,6 +402,21 @@ describe('journal: fsync policies and durability acknowledgements', function () 
     await j.close();
   });
 
+  it("'interval': finished segments are fsynced and their fds released at rotation, not held until the timer", async () => {
+    const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
+    const j = Journal.open(opts(dir, { fsync: 'interval', fsyncIntervalMs: 60000, rotateSize: 300, maxFiles: 1000 }));
+    const fds0 = fdCount();
+    for (let i = 1; i <= 400; i++) {
+      j.append(i, 'p', Buffer.from(lineOf(i)));
+      if (i % 10 === 0) { await nextTurn(); await sleep(1); }
+    }
+    await sleep(50);
+    expect(segFiles(dir).length).to.be.greaterThan(50);
+    expect(j.stats.fsyncs).to.be.greaterThan(10);
+    expect(fdCount() - fds0).to.be.at.most(3);
+    await j.close();
+  });
+
   it('close() waits for an in-flight fsync and leaves everything durable', async () => {
     const j = Journal.open(opts(dir, { fsync: 'always', rotateSize: 300, maxFiles: 100 }));
     const acks: number[] = [];

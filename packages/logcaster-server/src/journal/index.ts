@@ -267,6 +267,8 @@ export class Journal {
     if (this.policy === 'never') fs.close(old, noop);
     else this.retiring.push(old);
     this.enforceRetention();
+    // 'interval': make the finished segment durable (and release its fd) now, not a tick later
+    if (this.policy === 'interval') this.startSync();
   }
 
   // ---------------------------------------------------------------- replay
@@ -454,8 +456,8 @@ export class Journal {
         const w = this.syncWaiters;
         this.syncWaiters = [];
         for (const f of w) f();
-      } else if (this.policy === 'always' && this.writtenSeq > this.syncedSeq) {
-        this.startSync();
+      } else if (this.retiring.length > 0 || (this.policy === 'always' && this.writtenSeq > this.syncedSeq)) {
+        this.startSync(); // finished segments waiting for their final fsync, or the next group
       }
     };
     for (const f of fds) { this.s.fsyncs++; fs.fdatasync(f, done); }
