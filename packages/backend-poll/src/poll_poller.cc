@@ -1,0 +1,217 @@
+#include "poll_poller.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace logcaster {
+
+namespace {
+
+int MakeWakePipe(int fds[2]) {
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
+#else
+  if (pipe(fds) < 0) return -errno;
+  for (int i = 0; i < 2; ++i) {
+    if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0 || fcntl(fds[i], F_SETFL, O_NONBLOCK) < 0) {
+      int e = errno;
+      close(fds[0]);
+      close(fds[1]);
+      return -e;
+    }
+  }
+#endif
+  return 0;
+}
+
+void DrainPipe(int fd) {
+  char buf[64];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
+uint64_t MonoMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+short ToPoll(uint32_t interest) {
+  short e = 0;
+  if (interest & kReadable) e |= POLLIN;
+  if (interest & kWritable) e |= POLLOUT;
+  return e;
+}
+
+}  // namespace
+
+PollPoller::~PollPoller() {
+  if (wake_r_ >= 0) close(wake_r_);
+  if (wake_w_ >= 0) close(wake_w_);
+}
+
+int PollPoller::Open(std::string* err) {
+  int fds[2];
+  int r = MakeWakePipe(fds);
+  if (r < 0) { *err = std::string("pipe: ") + std::strerror(-r); return r; }
+  wake_r_ = fds[0];
+  wake_w_ = fds[1];
+  fds_.push_back(pollfd{wake_r_, POLLIN, 0});
+  tokens_.push_back(0);
+  real_fd_.push_back(wake_r_);
+  return 0;
+}
+
+int PollPoller::IndexOf(int fd) const {
+  if (fd < 0 || static_cast<size_t>(fd) >= index_.size()) return -1;
+  return index_[fd];
+}
+
+void PollPoller::SignalLocked() {
+  if (pipe_signalled_) return;
+  char one = 1;
+  if (write(wake_w_, &one, 1) == 1) pipe_signalled_ = true;
+}
+
+int PollPoller::Add(int fd, uint64_t token, uint32_t interest) {
+  if (fd < 0) return -EBADF;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (IndexOf(fd) >= 0) return -EEXIST;
+  if (static_cast<size_t>(fd) >= index_.size()) {
+    size_t n = index_.size() ? index_.size() : 64;
+    while (n <= static_cast<size_t>(fd)) n *= 2;
+    index_.resize(n, -1);
+  }
+  short ev = ToPoll(interest);
+  index_[fd] = static_cast<int>(fds_.size());
+  fds_.push_back(pollfd{ev ? fd : -1, ev, 0});  // negative fd: poll() skips the entry
+  tokens_.push_back(token);
+  real_fd_.push_back(fd);
+  if (waiting_ && ev) SignalLocked();
+  return 0;
+}
+
+int PollPoller::Modify(int fd, uint64_t token, uint32_t, uint32_t new_interest) {
+  std::lock_guard<std::mutex> lk(mu_);
+  int i = IndexOf(fd);
+  if (i < 0) return -ENOENT;
+  short ev = ToPoll(new_interest);
+  short old = fds_[i].fd >= 0 ? fds_[i].events : 0;
+  // With no interest the entry is parked (fd -1) rather than polled for 0 events:
+  // poll() would still report POLLHUP for it, over and over, on a paused socket.
+  fds_[i].fd = ev ? fd : -1;
+  fds_[i].events = ev;
+  tokens_[i] = token;
+  // New bits are not watched by a running poll(): make it take a fresh snapshot.
+  if (waiting_ && (ev & ~old)) SignalLocked();
+  return 0;
+}
+
+int PollPoller::Remove(int fd, uint32_t) {
+  std::lock_guard<std::mutex> lk(mu_);
+  int i = IndexOf(fd);
+  if (i < 0) return -ENOENT;
+  bool watched = fds_[i].fd >= 0;
+  size_t last = fds_.size() - 1;
+  if (static_cast<size_t>(i) != last) {
+    fds_[i] = fds_[last];
+    tokens_[i] = tokens_[last];
+    real_fd_[i] = real_fd_[last];
+    index_[real_fd_[i]] = i;
+  }
+  fds_.pop_back();
+  tokens_.pop_back();
+  real_fd_.pop_back();
+  index_[fd] = -1;
+  // A blocked poll() holds a reference to every file it watches: the caller's close()
+  // would not release the socket (the peer sees no FIN/RST) until poll() returns.
+  if (waiting_ && watched) SignalLocked();
+  return 0;
+}
+
+void PollPoller::Wake() {
+  std::lock_guard<std::mutex> lk(mu_);
+  wake_requested_ = true;
+  SignalLocked();
+}
+
+int PollPoller::Collect(int ready, std::vector<PollEvent>* out, size_t max) {
+  const size_t n = work_.size();
+  if (n <= 1) return 0;
+  if (scan_start_ >= n || scan_start_ == 0) scan_start_ = 1;
+  int added = 0;
+  int seen = 0;
+  size_t i = scan_start_;
+  for (size_t k = 1; k < n && seen < ready; ++k, i = (i + 1 < n) ? i + 1 : 1) {
+    const pollfd& p = work_[i];
+    if (!p.revents) continue;
+    ++seen;
+    if (out->size() >= max) { scan_start_ = i; return added; }  // resume here next time
+    // Registration may have changed while poll() ran: drop descriptors that were
+    // removed (or closed and reused by another connection: the token differs).
+    int cur = IndexOf(p.fd);
+    if (cur < 0 || tokens_[cur] != work_tokens_[i] || fds_[cur].fd < 0) continue;
+    uint32_t ev = 0;
+    if (p.revents & POLLIN) ev |= kReadable;
+    if (p.revents & POLLOUT) ev |= kWritable;
+    if (p.revents & POLLHUP) ev |= kHangup;
+    if (p.revents & (POLLERR | POLLNVAL)) ev |= kError;  // NVAL: registered but closed
+    uint32_t want = (fds_[cur].events & POLLIN ? kReadable : 0u) | (fds_[cur].events & POLLOUT ? kWritable : 0u);
+    ev &= want | kHangup | kError;
+    if (!ev) continue;
+    out->push_back(PollEvent{tokens_[cur], ev});
+    ++added;
+  }
+  scan_start_ = i;
+  return added;
+}
+
+int PollPoller::Wait(int timeout_ms, std::vector<PollEvent>* out, size_t max) {
+  const uint64_t deadline = timeout_ms > 0 ? MonoMs() + static_cast<uint64_t>(timeout_ms) : 0;
+  int remaining = timeout_ms;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (wake_requested_) {
+        wake_requested_ = false;
+        if (pipe_signalled_) { DrainPipe(wake_r_); pipe_signalled_ = false; }
+        return 0;
+      }
+      work_.assign(fds_.begin(), fds_.end());
+      work_tokens_.assign(tokens_.begin(), tokens_.end());
+      waiting_ = true;
+    }
+    int n = poll(work_.data(), static_cast<nfds_t>(work_.size()), remaining);
+    int err = n < 0 ? errno : 0;
+
+    std::lock_guard<std::mutex> lk(mu_);
+    waiting_ = false;
+    if (n < 0) return err == EINTR ? 0 : -err;
+    if (work_[0].revents) {
+      DrainPipe(wake_r_);
+      pipe_signalled_ = false;
+      --n;
+    }
+    int added = n > 0 ? Collect(n, out, max) : 0;
+    if (added > 0 || wake_requested_) {
+      wake_requested_ = false;
+      return added;
+    }
+    // Only a registration change (or readiness nobody wants any more): poll again
+    // with a fresh snapshot, unless the caller's timeout has run out.
+    if (timeout_ms == 0) return 0;
+    if (timeout_ms > 0) {
+      uint64_t now = MonoMs();
+      if (now >= deadline) return 0;
+      remaining = static_cast<int>(deadline - now);
+    }
+  }
+}
+
+std::string ProbePoll() { return ""; }  // poll() exists on every platform we build for
+
+}  // namespace logcaster

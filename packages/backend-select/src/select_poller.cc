@@ -1,0 +1,235 @@
+#include "select_poller.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace logcaster {
+
+namespace {
+
+constexpr uint8_t kRegistered = 0x80;  // interest_[fd]: fd is known (interest may be 0)
+
+int MakeWakePipe(int fds[2]) {
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
+#else
+  if (pipe(fds) < 0) return -errno;
+  for (int i = 0; i < 2; ++i) {
+    if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0 || fcntl(fds[i], F_SETFL, O_NONBLOCK) < 0) {
+      int e = errno;
+      close(fds[0]);
+      close(fds[1]);
+      return -e;
+    }
+  }
+#endif
+  return 0;
+}
+
+void DrainPipe(int fd) {
+  char buf[64];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
+uint64_t MonoMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+SelectPoller::SelectPoller() : tokens_(FD_SETSIZE, 0), interest_(FD_SETSIZE, 0) {
+  FD_ZERO(&master_read_);
+  FD_ZERO(&master_write_);
+  FD_ZERO(&work_read_);
+  FD_ZERO(&work_write_);
+}
+
+SelectPoller::~SelectPoller() {
+  if (wake_r_ >= 0) close(wake_r_);
+  if (wake_w_ >= 0) close(wake_w_);
+}
+
+int SelectPoller::Open(std::string* err) {
+  int fds[2];
+  int r = MakeWakePipe(fds);
+  if (r < 0) { *err = std::string("pipe: ") + std::strerror(-r); return r; }
+  if (fds[0] >= FD_SETSIZE) {
+    close(fds[0]);
+    close(fds[1]);
+    *err = "select: wake pipe descriptor " + std::to_string(fds[0]) + " is >= FD_SETSIZE (" +
+           std::to_string(FD_SETSIZE) + "); too many open files for select()";
+    return -ERANGE;
+  }
+  wake_r_ = fds[0];
+  wake_w_ = fds[1];
+  return 0;
+}
+
+void SelectPoller::SignalLocked() {
+  if (pipe_signalled_) return;
+  char one = 1;
+  if (write(wake_w_, &one, 1) == 1) pipe_signalled_ = true;
+}
+
+void SelectPoller::SetLocked(int fd, uint64_t token, uint32_t interest) {
+  tokens_[fd] = token;
+  interest_[fd] = static_cast<uint8_t>(kRegistered | (interest & (kReadable | kWritable)));
+  if (interest & kReadable) FD_SET(fd, &master_read_); else FD_CLR(fd, &master_read_);
+  if (interest & kWritable) FD_SET(fd, &master_write_); else FD_CLR(fd, &master_write_);
+  if (fd > max_fd_) max_fd_ = fd;
+}
+
+int SelectPoller::Add(int fd, uint64_t token, uint32_t interest) {
+  if (fd < 0) return -EBADF;
+  if (fd >= FD_SETSIZE) return -ERANGE;  // FD_SET would write past the end of fd_set
+  std::lock_guard<std::mutex> lk(mu_);
+  if (interest_[fd] & kRegistered) return -EEXIST;
+  SetLocked(fd, token, interest);
+  if (waiting_ && (interest & (kReadable | kWritable))) SignalLocked();
+  return 0;
+}
+
+int SelectPoller::Modify(int fd, uint64_t token, uint32_t, uint32_t new_interest) {
+  if (fd < 0 || fd >= FD_SETSIZE) return -EBADF;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!(interest_[fd] & kRegistered)) return -ENOENT;
+  uint32_t gained = new_interest & ~static_cast<uint32_t>(interest_[fd]) & (kReadable | kWritable);
+  SetLocked(fd, token, new_interest);
+  // A running select() does not watch the new bits yet: make it take a fresh snapshot.
+  // Lost bits need no wake-up; results are filtered against the current sets.
+  if (waiting_ && gained) SignalLocked();
+  return 0;
+}
+
+int SelectPoller::Remove(int fd, uint32_t) {
+  if (fd < 0 || fd >= FD_SETSIZE) return -EBADF;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!(interest_[fd] & kRegistered)) return -ENOENT;
+  FD_CLR(fd, &master_read_);
+  FD_CLR(fd, &master_write_);
+  bool watched = interest_[fd] & (kReadable | kWritable);
+  interest_[fd] = 0;
+  tokens_[fd] = 0;
+  // Keep max_fd exact: a stale maximum would make every select() scan dead slots.
+  while (max_fd_ >= 0 && !(interest_[max_fd_] & kRegistered)) --max_fd_;
+  // A blocked select() holds a reference to every file in its sets: the caller's
+  // close() would not release the socket (no FIN/RST reaches the peer) until select()
+  // returns. Interrupt it so it drops the reference and re-snapshots.
+  if (waiting_ && watched) SignalLocked();
+  return 0;
+}
+
+void SelectPoller::Wake() {
+  std::lock_guard<std::mutex> lk(mu_);
+  wake_requested_ = true;
+  SignalLocked();
+}
+
+int SelectPoller::Collect(int n, std::vector<PollEvent>* out, size_t max) {
+  int added = 0;
+  int seen = 0;
+  for (int fd = 0; fd <= work_max_ && seen < n && out->size() < max; ++fd) {
+    bool r = FD_ISSET(fd, &work_read_);
+    bool w = FD_ISSET(fd, &work_write_);
+    if (!r && !w) continue;
+    ++seen;
+    // Registration may have changed while select() ran: drop readiness for fds that
+    // were removed (or removed and reused by another connection: the token differs)
+    // and bits nobody is interested in any more.
+    if (fd > max_fd_ || !(interest_[fd] & kRegistered) || tokens_[fd] != work_tokens_[fd]) continue;
+    uint32_t ev = (r ? kReadable : 0u) | (w ? kWritable : 0u);
+    ev &= interest_[fd];
+    if (!ev) continue;
+    out->push_back(PollEvent{tokens_[fd], ev});
+    ++added;
+  }
+  return added;
+}
+
+int SelectPoller::CollectBadFds(std::vector<PollEvent>* out, size_t max) {
+  // select() failed with EBADF. Usually a descriptor was removed and closed after our
+  // snapshot (the caller retries with a fresh one); a registered descriptor that is
+  // really closed is reported as an error so its owner tears it down.
+  int added = 0;
+  for (int fd = 0; fd <= max_fd_ && out->size() < max; ++fd) {
+    if (!(interest_[fd] & kRegistered)) continue;
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      out->push_back(PollEvent{tokens_[fd], kError | kHangup});
+      ++added;
+    }
+  }
+  return added;
+}
+
+int SelectPoller::Wait(int timeout_ms, std::vector<PollEvent>* out, size_t max) {
+  const uint64_t deadline = timeout_ms > 0 ? MonoMs() + static_cast<uint64_t>(timeout_ms) : 0;
+  int remaining = timeout_ms;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (wake_requested_) {
+        wake_requested_ = false;
+        if (pipe_signalled_) { DrainPipe(wake_r_); pipe_signalled_ = false; }
+        return 0;
+      }
+      // Fresh working copies every time: select() overwrites its arguments.
+      work_read_ = master_read_;
+      work_write_ = master_write_;
+      work_max_ = max_fd_;
+      work_tokens_.assign(tokens_.begin(), tokens_.begin() + (max_fd_ + 1));
+      waiting_ = true;
+    }
+    FD_SET(wake_r_, &work_read_);
+    int nfds = (work_max_ > wake_r_ ? work_max_ : wake_r_) + 1;
+    timeval tv;
+    timeval* tvp = nullptr;
+    if (remaining >= 0) {
+      tv.tv_sec = remaining / 1000;
+      tv.tv_usec = (remaining % 1000) * 1000;
+      tvp = &tv;
+    }
+    int n = select(nfds, &work_read_, &work_write_, nullptr, tvp);
+    int err = n < 0 ? errno : 0;
+
+    std::lock_guard<std::mutex> lk(mu_);
+    waiting_ = false;
+    int added = 0;
+    if (n < 0) {
+      if (err == EINTR) return 0;
+      if (err != EBADF) return -err;
+      added = CollectBadFds(out, max);
+    } else {
+      if (FD_ISSET(wake_r_, &work_read_)) {
+        FD_CLR(wake_r_, &work_read_);
+        DrainPipe(wake_r_);
+        pipe_signalled_ = false;
+        --n;
+      }
+      if (n > 0) added = Collect(n, out, max);
+    }
+    if (added > 0 || wake_requested_) {
+      wake_requested_ = false;
+      return added;
+    }
+    // Only a registration change (or readiness nobody wants any more): wait again
+    // with a fresh snapshot, unless the caller's timeout has run out.
+    if (timeout_ms == 0) return 0;
+    if (timeout_ms > 0) {
+      uint64_t now = MonoMs();
+      if (now >= deadline) return 0;
+      remaining = static_cast<int>(deadline - now);
+    }
+  }
+}
+
+std::string ProbeSelect() { return ""; }  // select() exists everywhere
+
+}  // namespace logcaster
