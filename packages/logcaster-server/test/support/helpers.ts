@@ -1,0 +1,130 @@
+// Test helpers: real TCP clients on 127.0.0.1 for the ingest and query ports.
+import * as net from 'node:net';
+
+import { createLogCaster, type LogCaster, type LogCasterOptions, type StartInfo } from '../../src';
+
+export const HOST = '127.0.0.1';
+
+export async function startServer(opts: LogCasterOptions = {}): Promise<{ lc: LogCaster; info: StartInfo }> {
+  const lc = createLogCaster({ port: 0, queryPort: 0, ...opts });
+  const info = await lc.start();
+  return { lc, info };
+}
+
+export function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: HOST, port });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Send bytes on a new connection, half-close, wait for the server to close. Returns
+ *  what the server wrote back. */
+export async function sendAndClose(port: number, data: string | Buffer | (string | Buffer)[], gapMs = 0): Promise<Buffer> {
+  const s = await connect(port);
+  const chunks: Buffer[] = [];
+  s.on('data', (d) => chunks.push(d));
+  const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+  s.on('error', () => {});
+  const parts = Array.isArray(data) ? data : [data];
+  for (const p of parts) {
+    s.write(p);
+    if (gapMs) await sleep(gapMs);
+  }
+  s.end();
+  await closed;
+  return Buffer.concat(chunks);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** A query-port client that reads answers line by line. */
+export class QueryClient {
+  private buf = Buffer.alloc(0);
+  private lines: Buffer[] = [];
+  private waiters: (() => void)[] = [];
+  closed = false;
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (d) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+      let nl: number;
+      while ((nl = this.buf.indexOf(10)) >= 0) {
+        this.lines.push(this.buf.subarray(0, nl));
+        this.buf = this.buf.subarray(nl + 1);
+      }
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => {});
+  }
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+  static async open(port: number): Promise<QueryClient> {
+    return new QueryClient(await connect(port));
+  }
+  send(cmd: string): void {
+    this.socket.write(cmd + '\n');
+  }
+  async lineBuf(timeoutMs = 10000): Promise<Buffer> {
+    const end = Date.now() + timeoutMs;
+    while (this.lines.length === 0) {
+      if (this.closed) throw new Error('query connection closed');
+      const left = end - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for a query answer line');
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return this.lines.shift()!;
+  }
+  async line(timeoutMs = 10000): Promise<string> {
+    return (await this.lineBuf(timeoutMs)).toString('utf8');
+  }
+  /** Send a command and read a one-line answer. */
+  async ask(cmd: string): Promise<string> {
+    this.send(cmd);
+    return this.line();
+  }
+  /** Send a command answered with FOUND n, read n lines. */
+  async found(cmd: string, timeoutMs = 20000): Promise<{ n: number; lines: string[] }> {
+    this.send(cmd);
+    const head = await this.line(timeoutMs);
+    const m = /^FOUND: (\d+) matches$/.exec(head);
+    if (!m) throw new Error(`expected FOUND, got: ${head}`);
+    const n = Number(m[1]);
+    const lines: string[] = [];
+    for (let i = 0; i < n; i++) lines.push(await this.line(timeoutMs));
+    return { n, lines };
+  }
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** "[YYYY-MM-DD HH:MM:SS] text" → text */
+export function stripStamp(line: string): string {
+  const m = /^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\] (.*)$/s.exec(line);
+  if (!m) throw new Error(`not a result line: ${line}`);
+  return m[1];
+}
