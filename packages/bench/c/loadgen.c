@@ -67,6 +67,8 @@ static int o_server_pid = 0;
 static long o_inflight = 256;
 static double o_timeout = 60.0;
 static double o_settle = 1.0;
+static double o_connect_timeout = 30.0;
+static int o_idle_ack = 0; /* idle mode: prime with an acked line instead of an echo */
 
 /* ---- state ---- */
 static int ep;
@@ -376,6 +378,19 @@ static void loop_once(int timeout_ms) {
   for (int i = 0; i < n; i++) handle((conn_t *)evs[i].data.ptr, evs[i].events);
 }
 
+static void connect_upto(long limit, long *next, uint64_t deadline) {
+  while (now_ns() < deadline) {
+    long settled = (o_mode == MODE_STREAM ? n_connected : n_primed) + n_connect_failed + n_closed_by_peer + n_errors;
+    long pending = *next - settled;
+    while (*next < limit && pending < o_inflight) {
+      start_connect(&conns[(*next)++]);
+      pending++;
+    }
+    if (*next == limit && settled >= limit) break;
+    loop_once(5);
+  }
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: loadgen --port P [--host 127.0.0.1] [--mode echo|ack|stream|idle] [--conns N]\n"
@@ -407,13 +422,14 @@ int main(int argc, char **argv) {
     else if (OPT("--inflight")) o_inflight = atol(v);
     else if (OPT("--timeout")) o_timeout = atof(v);
     else if (OPT("--settle")) o_settle = atof(v);
+    else if (OPT("--connect-timeout")) o_connect_timeout = atof(v);
+    else if (OPT("--idle-proto")) o_idle_ack = !strcmp(v, "ack");
     else usage();
   }
   if (!o_port || o_conns < 0 || o_size < 1 || o_size > (1 << 20)) usage();
   if (o_mode == MODE_IDLE) { o_idle = o_conns; o_conns = 0; }
-  if (o_mode == MODE_ACK || o_mode == MODE_STREAM) {
-    if (o_size < 2) o_size = 2;
-  }
+  int lines = o_mode == MODE_ACK || o_mode == MODE_STREAM || (o_mode == MODE_IDLE && o_idle_ack);
+  if (lines && o_size < 2) o_size = 2;
   memset(&addr, 0, sizeof addr);
   if (strchr(o_host, ':')) {
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&addr;
@@ -431,8 +447,8 @@ int main(int argc, char **argv) {
 
   msg = malloc((size_t)o_size);
   for (long i = 0; i < o_size; i++) msg[i] = (char)('a' + i % 26);
-  if (o_mode == MODE_ACK || o_mode == MODE_STREAM) msg[o_size - 1] = '\n';
-  expect = o_mode == MODE_ACK ? 3 : o_size;
+  if (lines) msg[o_size - 1] = '\n';
+  expect = (o_mode == MODE_ACK || (o_mode == MODE_IDLE && o_idle_ack)) ? 3 : o_size;
   chunk_lines = (1 << 16) / o_size;
   if (chunk_lines < 1) chunk_lines = 1;
   chunk_len = chunk_lines * o_size;
@@ -443,24 +459,22 @@ int main(int argc, char **argv) {
   if (ep < 0) die("epoll_create1");
   nconns = o_conns + o_idle;
   conns = calloc((size_t)(nconns ? nconns : 1), sizeof(conn_t));
-  long rss_before = server_status_kb("VmRSS");
-
   /* ---- connect + prime ---- */
   uint64_t t_start = now_ns();
-  uint64_t deadline = t_start + (uint64_t)(o_timeout * 1e9);
-  long next = 0;
+  uint64_t deadline = t_start + (uint64_t)(o_connect_timeout * 1e9);
   /* idle connections first, then the active ones */
   for (long i = 0; i < nconns; i++) conns[i].active = i >= o_idle;
-  while (now_ns() < deadline) {
-    long settled = (o_mode == MODE_STREAM ? n_connected : n_primed) + n_connect_failed + n_closed_by_peer + n_errors;
-    long pending = next - settled;
-    while (next < nconns && pending < o_inflight) {
-      start_connect(&conns[next++]);
-      pending++;
-    }
-    if (next == nconns && settled >= nconns) break;
-    loop_once(5);
+  long next = 0;
+  long rss_before = -1, rss_base_conns = 0;
+  if (o_mode == MODE_IDLE && o_server_pid) {
+    /* a few connections first, so the baseline includes whatever the first connection costs */
+    rss_base_conns = nconns >= 100 ? 10 : 1;
+    connect_upto(rss_base_conns, &next, deadline);
+    uint64_t until = now_ns() + (uint64_t)(o_settle * 1e9);
+    while (now_ns() < until) loop_once(20);
   }
+  rss_before = server_status_kb("VmRSS");
+  connect_upto(nconns, &next, deadline);
   uint64_t t_connected = now_ns();
   long rss_after = -1;
   if (o_idle > 0 && o_server_pid) {
@@ -576,6 +590,10 @@ int main(int argc, char **argv) {
   if (have_server_cpu)
     printf("\"server_cpu\":{\"user\":%.3f,\"sys\":%.3f,\"utilization\":%.3f},", su1 - su0, ss1 - ss0,
            secs > 0 ? ((su1 - su0) + (ss1 - ss0)) / secs : 0.0);
+  printf("\"unanswered\":%ld,\"rss_base_conns\":%ld,", n_connected - n_primed - n_closed_by_peer - n_errors < 0 || o_mode == MODE_STREAM
+                                       ? 0
+                                       : n_connected - n_primed - n_closed_by_peer - n_errors,
+         rss_base_conns);
   printf("\"server_rss_kb\":{\"before\":%ld,\"idle_held\":%ld,\"end\":%ld,\"hwm\":%ld}}\n", rss_before, rss_after, rss_end,
          hwm);
   if (util >= 0.9)
