@@ -150,6 +150,7 @@ void Engine::Turn() {
     // Work left after our share of this loop iteration: come back on the next one.
     if (threaded) uv_async_send(&handles_->async); else driver_->Wake();
   }
+  driver_->EndTurn();
   in_turn_ = false;
   UpdateRef();
   ArmTimer();
@@ -160,6 +161,7 @@ void Engine::RunOnce(int timeout_ms) {
   in_turn_ = true;
   driver_->Harvest(timeout_ms);
   DispatchPending();
+  driver_->EndTurn();
   in_turn_ = false;
   ArmTimer();
 }

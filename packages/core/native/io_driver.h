@@ -31,6 +31,10 @@ class IoDriver {
   // Stops early when the engine says the batch is full. Returns true when work
   // remains that a further Harvest would pick up without new kernel readiness.
   virtual bool Harvest(int timeout_ms) = 0;
+  // JS thread: the turn that started with Harvest is over (its events were
+  // dispatched). Completion drivers submit the operations JS queued during the
+  // turn here, in one system call. Readiness drivers need nothing.
+  virtual void EndTurn() {}
 
   virtual int AddListener(Listener* l) = 0;  // start accepting; 0 or -errno
   virtual void PauseAccept(Listener* l) = 0;  // fd exhaustion: stop accepting for now

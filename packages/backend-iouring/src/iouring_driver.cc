@@ -1,0 +1,674 @@
+#include "iouring_driver.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "sockets.h"
+
+namespace logcaster {
+
+namespace {
+
+// user_data: operation kind in the high 32 bits, connection or listener id below.
+// Connection ids carry a generation, and a slot is only reused after every
+// operation on it completed, so a CQE always finds the connection it was for.
+enum OpKind : uint32_t { kOpAccept = 1, kOpRecv = 2, kOpSend = 3, kOpConnect = 4, kOpWake = 5, kOpCancel = 6 };
+
+inline uint64_t Ud(OpKind kind, int32_t id) { return (static_cast<uint64_t>(kind) << 32) | static_cast<uint32_t>(id); }
+
+constexpr unsigned kSqEntries = 4096;
+// The CQ cannot overflow in practice: outstanding CQEs are bounded by the provided
+// buffers (one per unreaped recv CQE) plus a few per connection (final recv, send,
+// connect, cancel). 65536 is the kernel maximum; overflow is still handled (NODROP).
+constexpr unsigned kCqEntries = 65536;
+constexpr unsigned kCqEntriesSmall = 16384;
+constexpr uint16_t kBufGroup = 0;
+constexpr unsigned kBufCount = 4096;  // power of two
+constexpr unsigned kBufSize = 4096;
+constexpr int kMaxIov = 64;
+constexpr size_t kHeldLimit = 256 * 1024;  // held bytes before the recv is cancelled
+constexpr int kDrainTimeoutMs = 10000;
+
+uint64_t MonoMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint32_t PollMask(uint32_t events) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return (events << 16) | (events >> 16);  // poll32_events is stored half-word swapped
+#else
+  return events;
+#endif
+}
+
+std::string ReadSysctl(const char* path) {
+  FILE* f = std::fopen(path, "r");
+  if (!f) return "";
+  char buf[32] = {0};
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string s(buf, n);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+std::string ProbeIoUring() {
+  const char* forced = getenv("LOGCASTER_IOURING_FORCE_UNSUPPORTED");
+  if (forced && *forced) return forced;
+
+  io_uring_params p;
+  std::memset(&p, 0, sizeof p);
+  int fd = SysUringSetup(8, &p);
+  if (fd < 0) {
+    int e = -fd;
+    std::string msg = std::string("io_uring_setup: ") + std::strerror(e);
+    if (e == ENOSYS) return msg + " (kernel built without io_uring, or the syscall is filtered)";
+    if (e == EPERM || e == EACCES) {
+      std::string v = ReadSysctl("/proc/sys/kernel/io_uring_disabled");
+      if (!v.empty() && v != "0") return msg + " (kernel.io_uring_disabled=" + v + ")";
+      return msg + " (blocked by a seccomp filter or container policy)";
+    }
+    return msg;
+  }
+  std::string reason;
+  const unsigned need_feat = IORING_FEAT_NODROP | IORING_FEAT_FAST_POLL | IORING_FEAT_EXT_ARG;
+  if ((p.features & need_feat) != need_feat) reason = "io_uring lacks NODROP/FAST_POLL/EXT_ARG (needs Linux 5.11+)";
+
+  if (reason.empty()) {
+    size_t len = sizeof(io_uring_probe) + 256 * sizeof(io_uring_probe_op);
+    auto* pr = static_cast<io_uring_probe*>(calloc(1, len));
+    if (!pr) {
+      reason = "out of memory";
+    } else {
+      int r = SysUringRegister(fd, IORING_REGISTER_PROBE, pr, 256);
+      if (r < 0) {
+        reason = std::string("io_uring_register(PROBE): ") + std::strerror(-r);
+      } else {
+        const struct { int op; const char* name; } need[] = {
+            {IORING_OP_ACCEPT, "ACCEPT"}, {IORING_OP_RECV, "RECV"}, {IORING_OP_SEND, "SEND"},
+            {IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_POLL_ADD, "POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}};
+        for (const auto& n : need) {
+          if (n.op > pr->last_op || !(pr->ops[n.op].flags & IO_URING_OP_SUPPORTED)) {
+            reason = std::string("io_uring lacks IORING_OP_") + n.name;
+            break;
+          }
+        }
+      }
+      free(pr);
+    }
+  }
+  if (reason.empty()) {
+    // Multishot recv (with provided buffer rings) arrived in Linux 6.0; no opcode
+    // flag says so, the kernel version does.
+    struct utsname u;
+    int major = 0, minor = 0;
+    if (uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2) {
+      if (major < 6) reason = std::string("kernel ") + u.release + " lacks multishot recv (needs Linux 6.0+)";
+    }
+  }
+  close(fd);
+  return reason;
+}
+
+IoUringDriver::IoUringDriver(const EngineOptions& options) : opts_(options) {}
+
+IoUringDriver::~IoUringDriver() {
+  bufs_.Close();
+  ring_.Close();  // cancels what is left (the wake poll)
+  if (wakefd_ >= 0) close(wakefd_);
+}
+
+int IoUringDriver::Init(Engine* engine, std::string* err) {
+  engine_ = engine;
+  const char* ds = getenv("LOGCASTER_IOURING_DIRECT_SEND");
+  direct_send_ = ds && *ds == '1';
+  unsigned base = opts_.sqpoll ? IORING_SETUP_SQPOLL : 0;
+  int r = ring_.Open(kSqEntries, kCqEntries, base | IORING_SETUP_SUBMIT_ALL, err);
+  if (r == -EINVAL) r = ring_.Open(kSqEntries, kCqEntries, base, err);
+  if (r == -EINVAL || r == -ENOMEM) r = ring_.Open(kSqEntries, kCqEntriesSmall, base, err);
+  if (r < 0) return r;
+  r = bufs_.Open(&ring_, kBufGroup, kBufCount, kBufSize, err);
+  if (r < 0) {
+    ring_.Close();
+    return r;
+  }
+  wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakefd_ < 0) {
+    int e = errno;
+    *err = std::string("eventfd: ") + std::strerror(e);
+    bufs_.Close();
+    ring_.Close();
+    return -e;
+  }
+  ArmWake();
+  r = ring_.Submit();
+  if (r < 0) {
+    *err = std::string("io_uring_enter: ") + std::strerror(-r);
+    bufs_.Close();
+    ring_.Close();
+    close(wakefd_);
+    wakefd_ = -1;
+    return r;
+  }
+  return 0;
+}
+
+// ---- submission helpers ----
+
+void IoUringDriver::SubmitNow() {
+  bufs_.Publish();
+  if (ring_.HasUnsubmitted()) {
+    int r = ring_.Submit();
+    if (r == -EBUSY) {
+      // CQ overflow backlog: the kernel refuses new work until we reap. The SQEs
+      // stay queued; make sure a turn runs to reap and resubmit.
+      Wake();
+    }
+  }
+}
+
+void IoUringDriver::ArmWake() {
+  io_uring_sqe* s = ring_.Sqe();
+  s->opcode = IORING_OP_POLL_ADD;
+  s->fd = wakefd_;
+  s->len = IORING_POLL_ADD_MULTI;
+  s->poll32_events = PollMask(POLLIN);
+  s->user_data = Ud(kOpWake, 0);
+}
+
+void IoUringDriver::Wake() {
+  uint64_t one = 1;
+  ssize_t n = write(wakefd_, &one, sizeof one);
+  (void)n;  // EAGAIN: the counter is saturated, a wake-up is pending anyway
+}
+
+void IoUringDriver::Cancel(uint64_t user_data) {
+  io_uring_sqe* s = ring_.Sqe();
+  s->opcode = IORING_OP_ASYNC_CANCEL;
+  s->fd = -1;
+  s->addr = user_data;
+  s->user_data = Ud(kOpCancel, 0);
+}
+
+void IoUringDriver::ArmAccept(int32_t lid) {
+  ListenerState& ls = listeners_[lid];
+  io_uring_sqe* s = ring_.Sqe();
+  s->opcode = IORING_OP_ACCEPT;
+  s->fd = ls.fd;
+  s->accept_flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+  s->ioprio = IORING_ACCEPT_MULTISHOT;
+  s->user_data = Ud(kOpAccept, lid);
+  ls.armed = true;
+  ls.cancel_sent = false;
+}
+
+void IoUringDriver::ArmRecv(Conn* c, ConnState* st) {
+  if (st->recv_armed) return;
+  io_uring_sqe* s = ring_.Sqe();
+  s->opcode = IORING_OP_RECV;
+  s->fd = c->fd;
+  s->flags = IOSQE_BUFFER_SELECT;
+  s->buf_group = bufs_.group();
+  s->ioprio = IORING_RECV_MULTISHOT;
+  s->user_data = Ud(kOpRecv, c->id);
+  st->recv_armed = true;
+  st->recv_cancel = false;
+}
+
+void IoUringDriver::StartSend(Conn* c, ConnState* st) {
+  struct iovec iov[kMaxIov];
+  int cnt = c->wq.Fill(iov, kMaxIov);
+  if (cnt <= 0) return;
+  io_uring_sqe* s = ring_.Sqe();
+  s->fd = c->fd;
+  s->msg_flags = MSG_NOSIGNAL;
+  s->user_data = Ud(kOpSend, c->id);
+  if (cnt == 1) {
+    s->opcode = IORING_OP_SEND;
+    s->addr = reinterpret_cast<uint64_t>(iov[0].iov_base);
+    s->len = static_cast<uint32_t>(iov[0].iov_len);
+  } else {
+    // The kernel may read the msghdr/iovecs after submission: keep them per connection.
+    if (!st->iov) st->iov.reset(new struct iovec[kMaxIov]);
+    std::memcpy(st->iov.get(), iov, sizeof(struct iovec) * cnt);
+    std::memset(&st->msg, 0, sizeof st->msg);
+    st->msg.msg_iov = st->iov.get();
+    st->msg.msg_iovlen = cnt;
+    s->opcode = IORING_OP_SENDMSG;
+    s->addr = reinterpret_cast<uint64_t>(&st->msg);
+    s->len = 1;
+  }
+  st->send_inflight = true;
+}
+
+// ---- the loop turn ----
+
+bool IoUringDriver::Harvest(int timeout_ms) {
+  in_turn_ = true;
+  const bool wait = timeout_ms != 0 && ring_.CqEmpty() && held_ready_.empty();
+  if (wait || ring_.HasUnsubmitted() || ring_.NeedsEnter()) {
+    bufs_.Publish();
+    int r = ring_.Submit(wait ? 1 : 0, timeout_ms > 0 ? timeout_ms : -1);
+    if (r == -EBUSY || ring_.NeedsEnter()) ring_.FlushOverflow();
+  }
+  DrainHeld();
+  Reap(false);
+  if (ring_.NeedsEnter() && !engine_->BatchFull()) {
+    ring_.FlushOverflow();  // overflowed CQEs move into the ring now there is room
+    Reap(false);
+  }
+  bufs_.Publish();
+  return !ring_.CqEmpty() || !held_ready_.empty() || ring_.NeedsEnter();
+}
+
+void IoUringDriver::EndTurn() {
+  in_turn_ = false;
+  SubmitNow();
+}
+
+size_t IoUringDriver::Reap(bool ignore_batch) {
+  size_t n = 0;
+  while (ignore_batch || !engine_->BatchFull()) {
+    io_uring_cqe* p = ring_.Peek();
+    if (!p) break;
+    io_uring_cqe cqe = *p;
+    ring_.Advance();  // the provided buffer stays ours until Recycle
+    Handle(cqe);
+    n++;
+  }
+  return n;
+}
+
+void IoUringDriver::Handle(const io_uring_cqe& cqe) {
+  if (getenv("LC_DEBUG")) fprintf(stderr, "cqe kind=%llu id=%d res=%d flags=%x\n", (unsigned long long)(cqe.user_data >> 32), (int)(cqe.user_data & 0xffffffff), cqe.res, cqe.flags);
+  const OpKind kind = static_cast<OpKind>(cqe.user_data >> 32);
+  const int32_t id = static_cast<int32_t>(cqe.user_data & 0xffffffffu);
+  switch (kind) {
+    case kOpAccept:
+      OnAcceptCqe(id, cqe);
+      return;
+    case kOpWake: {
+      uint64_t v;
+      while (read(wakefd_, &v, sizeof v) > 0) {}
+      if (!(cqe.flags & IORING_CQE_F_MORE)) ArmWake();
+      return;
+    }
+    case kOpCancel:
+      return;  // result of a cancellation: the cancelled op reports itself
+    case kOpRecv:
+    case kOpSend:
+    case kOpConnect:
+      break;
+    default:
+      return;
+  }
+  Conn* c = engine_->Lookup(id);
+  if (!c || !c->driver_data) {
+    // Cannot happen (slots are held until their last completion); keep the buffer.
+    if (cqe.flags & IORING_CQE_F_BUFFER) bufs_.Recycle(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    return;
+  }
+  if (kind == kOpRecv) OnRecvCqe(c, cqe);
+  else if (kind == kOpSend) OnSendCqe(c, cqe);
+  else OnConnectCqe(c, cqe);
+}
+
+void IoUringDriver::OnAcceptCqe(int32_t lid, const io_uring_cqe& cqe) {
+  if (lid < 0 || static_cast<size_t>(lid) >= listeners_.size()) {
+    if (cqe.res >= 0) close(cqe.res);
+    return;
+  }
+  ListenerState& ls = listeners_[lid];
+  const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+  if (!more) ls.armed = false;
+  Listener* l = ls.removed ? nullptr : engine_->LookupListener(lid);
+  bool rearm = true;
+  if (cqe.res >= 0) {
+    if (l) engine_->OnAccepted(l, cqe.res); else close(cqe.res);
+  } else {
+    int err = -cqe.res;
+    if (err == ECANCELED || err == EINTR || err == EAGAIN || err == ECONNABORTED || err == EPROTO) {
+      // transient, or our own cancellation: re-arm if still wanted
+    } else if (l) {
+      engine_->OnAcceptError(l, err);  // EMFILE & co. pause accepting (PauseAccept)
+      if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) rearm = false;
+    }
+  }
+  ListenerState& ls2 = listeners_[lid];  // (vector is not resized by callbacks, but be safe)
+  if (rearm && !ls2.armed && ls2.want && !ls2.removed && engine_->LookupListener(lid)) {
+    ArmAccept(lid);
+  }
+}
+
+void IoUringDriver::Hold(Conn* c, ConnState* s, const char* data, size_t len) {
+  if (s->held_off == s->held.size()) {
+    s->held.clear();
+    s->held_off = 0;
+  }
+  s->held.append(data, len);
+  // Bound what we hold: stop receiving until it has been delivered.
+  if (s->held.size() - s->held_off > kHeldLimit && s->recv_armed && !s->recv_cancel) {
+    Cancel(Ud(kOpRecv, c->id));
+    s->recv_cancel = true;
+  }
+  if (!c->paused) MarkReady(c, s);
+}
+
+void IoUringDriver::MarkReady(Conn* c, ConnState* s) {
+  if (s->in_ready) return;
+  s->in_ready = true;
+  held_ready_.push_back(c->id);
+}
+
+void IoUringDriver::Deliver(Conn* c, ConnState* s, const char* data, size_t len) {
+  if (c->paused || s->HasHeld()) {
+    Hold(c, s, data, len);
+    return;
+  }
+  while (len > 0) {
+    size_t avail = 0;
+    char* dst = engine_->ReadSpace(&avail);
+    if (!dst) {
+      Hold(c, s, data, len);  // arena full for this turn: deliver first thing next turn
+      return;
+    }
+    size_t n = len < avail ? len : avail;
+    std::memcpy(dst, data, n);
+    engine_->CommitRead(c, n);
+    data += n;
+    len -= n;
+  }
+}
+
+void IoUringDriver::DrainHeld() {
+  if (held_ready_.empty()) return;
+  std::vector<int32_t> list;
+  list.swap(held_ready_);
+  for (size_t i = 0; i < list.size(); ++i) {
+    Conn* c = engine_->Lookup(list[i]);
+    if (!c || !c->driver_data) continue;
+    ConnState* s = State(c);
+    s->in_ready = false;
+    if (c->closing || c->paused) continue;  // resume lists it again
+    const int32_t id = c->id;
+    while (s->held_off < s->held.size()) {
+      size_t avail = 0;
+      char* dst = engine_->ReadSpace(&avail);
+      if (!dst) break;
+      size_t n = s->held.size() - s->held_off;
+      if (n > avail) n = avail;
+      std::memcpy(dst, s->held.data() + s->held_off, n);
+      s->held_off += n;
+      engine_->CommitRead(c, n);
+    }
+    if (s->held_off < s->held.size()) {
+      // Arena full: keep this one and the rest for the next harvest.
+      MarkReady(c, s);
+      for (size_t j = i + 1; j < list.size(); ++j) {
+        Conn* o = engine_->Lookup(list[j]);
+        if (o && o->driver_data) {
+          State(o)->in_ready = false;
+          MarkReady(o, State(o));
+        }
+      }
+      return;
+    }
+    s->held.clear();
+    s->held_off = 0;
+    if (s->held_err) {
+      int err = s->held_err;
+      s->held_err = 0;
+      s->held_eof = false;
+      engine_->Fail(c, err, kPhaseRead);
+      continue;
+    }
+    if (s->held_eof) {
+      s->held_eof = false;
+      engine_->OnPeerEnd(c);
+      continue;
+    }
+    if (c->id == id && Engine::WantsRead(c) && !s->recv_armed) ArmRecv(c, s);
+  }
+}
+
+void IoUringDriver::OnRecvCqe(Conn* c, const io_uring_cqe& cqe) {
+  ConnState* s = State(c);
+  const int32_t id = c->id;
+  const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+  if (!more) {
+    s->recv_armed = false;
+    s->recv_cancel = false;
+  }
+  if (cqe.flags & IORING_CQE_F_BUFFER) {
+    unsigned bid = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
+    if (cqe.res > 0 && !c->closing) Deliver(c, s, bufs_.Buffer(bid), static_cast<size_t>(cqe.res));
+    bufs_.Recycle(bid);
+  }
+  if (c->closing) {
+    if (!more) MaybeRelease(c);
+    return;
+  }
+  if (cqe.res == 0) {
+    if (s->HasHeld() || c->paused) {
+      s->held_eof = true;
+      if (!c->paused) MarkReady(c, s);
+    } else {
+      engine_->OnPeerEnd(c);
+    }
+  } else if (cqe.res < 0) {
+    int err = -cqe.res;
+    if (err != ENOBUFS && err != ECANCELED && err != EINTR && err != EAGAIN) {
+      if (s->HasHeld() || c->paused) {
+        s->held_err = err;
+        if (!c->paused) MarkReady(c, s);
+      } else {
+        engine_->Fail(c, err, kPhaseRead);
+      }
+    }
+    // ENOBUFS ended the multishot: the buffers reaped in this turn are back in the
+    // ring by the time the re-armed recv is submitted (EndTurn publishes first).
+  }
+  if (c->id != id) return;  // released by a callback
+  if (!more && !c->closing && Engine::WantsRead(c) && !s->HasHeld()) ArmRecv(c, s);
+  if (!more) MaybeRelease(c);
+}
+
+void IoUringDriver::OnSendCqe(Conn* c, const io_uring_cqe& cqe) {
+  ConnState* s = State(c);
+  const int32_t id = c->id;
+  s->send_inflight = false;
+  if (c->closing) {
+    MaybeRelease(c);
+    return;
+  }
+  if (cqe.res > 0) {
+    engine_->OnSent(c, static_cast<size_t>(cqe.res));
+  } else if (cqe.res != -EINTR && cqe.res != -EAGAIN) {
+    engine_->Fail(c, cqe.res < 0 ? -cqe.res : EPIPE, kPhaseWrite);
+  }
+  if (c->id != id) return;
+  if (!c->closing && !c->wq.empty()) StartSend(c, s);
+  MaybeRelease(c);
+}
+
+void IoUringDriver::OnConnectCqe(Conn* c, const io_uring_cqe& cqe) {
+  ConnState* s = State(c);
+  s->connect_inflight = false;
+  if (c->closing) {
+    MaybeRelease(c);
+    return;
+  }
+  if (!c->connecting) return;  // connect() had completed at once
+  int err = cqe.res < 0 ? -cqe.res : SocketError(c->fd);
+  if (err == 0 && cqe.res > 0 && (cqe.res & (POLLERR | POLLHUP)) && !(cqe.res & POLLOUT)) err = ECONNREFUSED;
+  engine_->OnConnected(c, err);
+}
+
+// ---- listeners ----
+
+int IoUringDriver::AddListener(Listener* l) {
+  if (static_cast<size_t>(l->id) >= listeners_.size()) listeners_.resize(l->id + 1);
+  ListenerState& ls = listeners_[l->id];
+  ls = ListenerState();
+  ls.fd = l->fd;
+  ls.want = true;
+  ArmAccept(l->id);
+  SubmitIfIdle();
+  return 0;
+}
+
+void IoUringDriver::PauseAccept(Listener* l) {
+  ListenerState& ls = listeners_[l->id];
+  ls.want = false;
+  if (ls.armed && !ls.cancel_sent) {
+    Cancel(Ud(kOpAccept, l->id));
+    ls.cancel_sent = true;
+  }
+  SubmitIfIdle();
+}
+
+void IoUringDriver::ResumeAccept(Listener* l) {
+  ListenerState& ls = listeners_[l->id];
+  ls.want = true;
+  if (!ls.armed) ArmAccept(l->id);  // else: a pending cancel's completion re-arms
+  SubmitIfIdle();
+}
+
+void IoUringDriver::RemoveListener(Listener* l) {
+  ListenerState& ls = listeners_[l->id];
+  ls.want = false;
+  ls.removed = true;
+  if (ls.armed && !ls.cancel_sent) {
+    Cancel(Ud(kOpAccept, l->id));
+    ls.cancel_sent = true;
+  }
+  // Now, not at the end of the turn: the accept holds the socket open until cancelled.
+  SubmitNow();
+}
+
+bool IoUringDriver::AcceptsOutstanding() const {
+  for (const ListenerState& ls : listeners_) {
+    if (ls.armed && ls.removed) return true;
+  }
+  return false;
+}
+
+// ---- connections ----
+
+int IoUringDriver::AddConn(Conn* c) {
+  uint32_t slot = static_cast<uint32_t>(c->id) & kSlotMask;
+  if (slot >= conns_.size()) conns_.resize(slot + 1);
+  if (!conns_[slot]) conns_[slot] = std::make_unique<ConnState>();
+  ConnState* s = conns_[slot].get();
+  s->Reset();
+  c->driver_data = s;
+  if (c->connecting) {
+    io_uring_sqe* q = ring_.Sqe();
+    q->opcode = IORING_OP_POLL_ADD;
+    q->fd = c->fd;
+    q->poll32_events = PollMask(POLLOUT | POLLERR | POLLHUP);
+    q->user_data = Ud(kOpConnect, c->id);
+    s->connect_inflight = true;
+  } else {
+    ArmRecv(c, s);
+  }
+  SubmitIfIdle();
+  return 0;
+}
+
+void IoUringDriver::UpdateReading(Conn* c) {
+  ConnState* s = State(c);
+  if (!s || c->closing) return;
+  if (Engine::WantsRead(c)) {
+    if (s->HasHeld()) {
+      MarkReady(c, s);
+      if (!in_turn_) Wake();  // a turn must run to deliver them
+    } else if (!s->recv_armed) {
+      ArmRecv(c, s);
+    }
+    // recv_armed with a cancel in flight: its completion re-arms.
+  } else if (s->recv_armed && !s->recv_cancel) {
+    Cancel(Ud(kOpRecv, c->id));
+    s->recv_cancel = true;
+  }
+  SubmitIfIdle();
+}
+
+long IoUringDriver::TrySendDirect(Conn* c, const char* data, size_t len) {
+  if (!direct_send_) return 0;  // queue it: one SEND SQE, submitted with the turn's batch
+  for (;;) {
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return -errno;
+  }
+}
+
+void IoUringDriver::Flush(Conn* c, bool) {
+  ConnState* s = State(c);
+  if (!s || c->closing || c->connecting || s->send_inflight || c->wq.empty()) return;
+  StartSend(c, s);
+  SubmitIfIdle();
+}
+
+void IoUringDriver::CloseConn(Conn* c) {
+  ConnState* s = State(c);
+  closing_++;
+  if (s) {
+    if (s->recv_armed && !s->recv_cancel) {
+      Cancel(Ud(kOpRecv, c->id));
+      s->recv_cancel = true;
+    }
+    if (s->send_inflight) Cancel(Ud(kOpSend, c->id));
+    if (s->connect_inflight) Cancel(Ud(kOpConnect, c->id));
+  }
+  // In-flight operations hold their own reference to the socket; the fd number can
+  // go now (operations are matched by user_data, never by fd).
+  if (c->fd >= 0) close(c->fd);
+  c->fd = -1;
+  MaybeRelease(c);
+  SubmitIfIdle();
+}
+
+void IoUringDriver::MaybeRelease(Conn* c) {
+  if (!c->closing) return;
+  ConnState* s = State(c);
+  if (s && (s->recv_armed || s->send_inflight || s->connect_inflight)) return;
+  if (s) {
+    s->held.clear();
+    s->held.shrink_to_fit();
+    s->held_off = 0;
+    s->iov.reset();
+  }
+  c->driver_data = nullptr;
+  closing_--;
+  engine_->ReleaseConn(c);
+}
+
+void IoUringDriver::DrainClosing() {
+  uint64_t deadline = MonoMs() + kDrainTimeoutMs;
+  while (closing_ > 0 || AcceptsOutstanding()) {
+    bufs_.Publish();
+    int r = ring_.Submit(ring_.CqEmpty() ? 1 : 0, 100);
+    if (r == -EBUSY || ring_.NeedsEnter()) ring_.FlushOverflow();
+    Reap(true);
+    if (MonoMs() > deadline) break;  // never hang shutdown on a kernel that forgot an op
+  }
+  bufs_.Publish();
+}
+
+}  // namespace logcaster

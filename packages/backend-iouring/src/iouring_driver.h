@@ -1,0 +1,111 @@
+// IoDriver for io_uring: completion-based I/O, not a readiness shim. Listeners run
+// a multishot accept; connections a multishot recv that draws from one provided
+// buffer ring (bytes are copied into the engine's read arena and the buffer goes
+// straight back); writes go out as one SEND/SENDMSG in flight per connection from
+// the engine's WriteQueue. SQEs queued during a loop turn go to the kernel in one
+// io_uring_enter at the end of the turn (EndTurn); reaping CQEs needs no syscall.
+// Node's loop watches the ring fd itself (readable while CQEs are waiting).
+#pragma once
+#include <sys/uio.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+#include "io_driver.h"
+#include "uring.h"
+
+namespace logcaster {
+
+// "" when io_uring with multishot accept/recv and buffer rings is usable here.
+std::string ProbeIoUring();
+
+class IoUringDriver final : public IoDriver {
+ public:
+  explicit IoUringDriver(const EngineOptions& options);
+  ~IoUringDriver() override;
+
+  int Init(Engine* engine, std::string* err) override;
+  int WatchFd() const override { return ring_.fd(); }
+  void Wake() override;
+  bool Harvest(int timeout_ms) override;
+  void EndTurn() override;
+
+  int AddListener(Listener* l) override;
+  void PauseAccept(Listener* l) override;
+  void ResumeAccept(Listener* l) override;
+  void RemoveListener(Listener* l) override;
+
+  int AddConn(Conn* c) override;
+  void UpdateReading(Conn* c) override;
+  long TrySendDirect(Conn* c, const char* data, size_t len) override;
+  void Flush(Conn* c, bool socket_full) override;
+  void CloseConn(Conn* c) override;
+  void DrainClosing() override;
+
+ private:
+  // Per-connection state (Conn::driver_data points here), one per engine slot, reused.
+  struct ConnState {
+    bool recv_armed = false;        // a multishot recv is outstanding
+    bool recv_cancel = false;       // ... and a cancel for it was submitted
+    bool send_inflight = false;     // one SEND/SENDMSG outstanding
+    bool connect_inflight = false;  // POLL_ADD(POLLOUT) waiting for connect()
+    bool in_ready = false;          // listed in held_ready_
+    bool held_eof = false;          // EOF seen behind held bytes
+    int held_err = 0;               // error seen behind held bytes
+    std::string held;               // received, not yet delivered (paused / arena full)
+    size_t held_off = 0;
+    struct msghdr msg;
+    std::unique_ptr<struct iovec[]> iov;
+    void Reset() {
+      recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = false;
+      held_err = 0;
+      held.clear();
+      held_off = 0;
+    }
+    bool HasHeld() const { return held_off < held.size() || held_eof || held_err; }
+  };
+  struct ListenerState {
+    int fd = -1;
+    bool armed = false;   // multishot accept outstanding
+    bool cancel_sent = false;
+    bool want = false;    // should be accepting
+    bool removed = false;
+  };
+
+  ConnState* State(Conn* c) { return static_cast<ConnState*>(c->driver_data); }
+  void Handle(const io_uring_cqe& cqe);
+  void OnAcceptCqe(int32_t lid, const io_uring_cqe& cqe);
+  void OnRecvCqe(Conn* c, const io_uring_cqe& cqe);
+  void OnSendCqe(Conn* c, const io_uring_cqe& cqe);
+  void OnConnectCqe(Conn* c, const io_uring_cqe& cqe);
+  void Deliver(Conn* c, ConnState* s, const char* data, size_t len);
+  void Hold(Conn* c, ConnState* s, const char* data, size_t len);
+  void MarkReady(Conn* c, ConnState* s);
+  void DrainHeld();
+  size_t Reap(bool ignore_batch);
+  void ArmAccept(int32_t lid);
+  void ArmRecv(Conn* c, ConnState* s);
+  void ArmWake();
+  void StartSend(Conn* c, ConnState* s);
+  void Cancel(uint64_t user_data);
+  void MaybeRelease(Conn* c);
+  void SubmitNow();
+  void SubmitIfIdle() { if (!in_turn_) SubmitNow(); }
+  bool AcceptsOutstanding() const;
+
+  EngineOptions opts_;
+  Engine* engine_ = nullptr;
+  Ring ring_;
+  BufferRing bufs_;
+  int wakefd_ = -1;
+  bool in_turn_ = false;     // between Harvest and EndTurn: SQEs wait for the turn's enter
+  bool direct_send_ = false;  // send() directly when the queue is empty (tuning switch)
+  size_t closing_ = 0;       // connections handed to CloseConn, not yet released
+  std::vector<std::unique_ptr<ConnState>> conns_;  // by engine slot
+  std::vector<ListenerState> listeners_;           // by listener id (never reused)
+  std::vector<int32_t> held_ready_;                // conns with deliverable held bytes
+};
+
+}  // namespace logcaster
