@@ -308,7 +308,7 @@ describe('journal: fsync policies and durability acknowledgements', function () 
   let dir: string;
   const realFdatasync = fs.fdatasync;
   beforeEach(() => { dir = tmpDir('sync'); });
-  afterEach(() => { (nodeFs as { fdatasync: unknown }).fdatasync = realFdatasync; rmDir(dir); });
+  afterEach(() => { try { rmDir(dir); } finally { (nodeFs as { fdatasync: unknown }).fdatasync = realFdatasync; } });
 
   it("'always': acks only after an fsync that covers them, many records per fsync", async function () {
     this.timeout(20000);
@@ -435,7 +435,7 @@ describe('journal: I/O failure', function () {
   let dir: string;
   const realWriteSync = fs.writeSync;
   beforeEach(() => { dir = tmpDir('fail'); });
-  afterEach(() => { (nodeFs as { writeSync: unknown }).writeSync = realWriteSync; rmDir(dir); });
+  afterEach(() => { try { rmDir(dir); } finally { (nodeFs as { writeSync: unknown }).writeSync = realWriteSync; } });
 
   it('fails stop on a write error: reports it, drops later lines, stops acknowledging', async () => {
     const j = Journal.open(opts(dir));
