@@ -414,6 +414,14 @@ function summarise(cell: Cell): void {
 async function main(): Promise<void> {
   const cfg = parseConfig(process.argv.slice(2));
   const t0 = Date.now();
+  const loadavg = (): string => {
+    try {
+      return fs.readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ');
+    } catch {
+      return '';
+    }
+  };
+  const loadStart = loadavg();
   const bins = buildC((m) => process.stderr.write(`${m}\n`));
   const disc = discover();
   const servers = makeServers(bins, cfg.cModels, disc.reactor, disc.logcaster, cfg.runMode);
@@ -464,7 +472,7 @@ async function main(): Promise<void> {
   for (const c of cells) summarise(c);
 
   const results: BenchResults = {
-    machine: machine(),
+    machine: { ...machine(), loadavgStart: loadStart, loadavgEnd: loadavg() },
     config: cfg,
     command: `node packages/bench/dist/src/cli.js ${process.argv.slice(2).join(' ')}`.trim(),
     backends: disc.backends,

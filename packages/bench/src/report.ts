@@ -112,7 +112,7 @@ export function renderMarkdown(r: BenchResults, charts: string[]): string {
   out.push('');
   out.push(`Machine: ${m.cores} × ${m.model}, ${m.memGiB} GiB, Linux ${m.kernel} (${m.platform}), Node ${m.node}, open files ${m.fdLimit}. ` +
     `Client and server share these cores. Message size ${r.config.size} B, ${r.config.repeats} repeat(s) per cell (medians), ` +
-    `${r.config.duration} s measured after ${r.config.warmup} s warm-up. Took ${Math.round(r.elapsedSeconds)} s.`);
+    `${r.config.duration} s measured after ${r.config.warmup} s warm-up. Took ${Math.round(r.elapsedSeconds)} s; load average ${m.loadavgStart ?? '?'} at the start, ${m.loadavgEnd ?? '?'} at the end.`);
   out.push('');
   out.push(`Command: \`${r.command}\``);
   out.push('');

@@ -104,6 +104,9 @@ export interface Machine {
   memGiB: number;
   fdLimit: string;
   date: string;
+  /** /proc/loadavg when the run started and when it ended (other work on the machine skews results). */
+  loadavgStart?: string;
+  loadavgEnd?: string;
 }
 
 export interface BenchResults {

@@ -1,0 +1,75 @@
+// Runs the benchmark in --quick mode as a child process and checks that the harness
+// works end to end and that every server moved data. No timing thresholds: this machine's
+// speed is not under test here.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { expect } from 'chai';
+
+import type { BenchResults, Cell } from '../src/types';
+
+describe('bench --quick', function () {
+  this.timeout(240000);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'logcaster-bench-test-'));
+  let res: BenchResults;
+  let stdout = '';
+
+  before(function () {
+    const cli = path.resolve(__dirname, '..', 'src', 'cli.js');
+    const r = spawnSync(process.execPath, [cli, '--quick', '--out', out], { encoding: 'utf8', timeout: 230000 });
+    stdout = r.stdout;
+    if (r.status !== 0) throw new Error(`bench --quick exited ${r.status ?? r.signal}: ${r.stderr.slice(-2000)}`);
+    res = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as BenchResults;
+  });
+
+  after(() => fs.rmSync(out, { recursive: true, force: true }));
+
+  const moved = (c: Cell): boolean => c.runs.some((r) => !r.error && r.load !== undefined && r.load.messages > 0);
+
+  it('prints the markdown tables and describes the machine', () => {
+    expect(stdout).to.contain('### Echo ping-pong');
+    expect(stdout).to.contain('### Targets');
+    expect(res.machine.cores).to.be.greaterThan(0);
+    expect(res.machine.node).to.match(/^v\d+/);
+    expect(res.machine.kernel).to.be.a('string').and.not.equal('');
+  });
+
+  it('moves data through the C reference servers and node:net', () => {
+    for (const id of ['c-epoll', 'node-net']) {
+      const cells = res.cells.filter((c) => c.server === id && c.workload === 'echo');
+      expect(cells, id).to.not.be.empty;
+      for (const c of cells) expect(moved(c), `${c.key}: ${c.runs.map((r) => r.error).join(' ')}`).to.equal(true);
+    }
+  });
+
+  it('moves data through the reactor on every loaded backend', () => {
+    const loaded = res.backends.filter((b) => b.status === 'loaded').map((b) => b.name);
+    expect(loaded, 'at least one backend loads').to.not.be.empty;
+    for (const b of loaded) {
+      const cells = res.cells.filter((c) => c.server === `reactor-${b}` && c.workload === 'echo' && !c.skip);
+      expect(cells, `reactor-${b} echo cells`).to.not.be.empty;
+      for (const c of cells) expect(moved(c), `${c.key}: ${c.runs.map((r) => r.error).join(' ')}`).to.equal(true);
+    }
+  });
+
+  it('ingests through LogCaster on every loaded backend (when the server is present)', function () {
+    const lc = res.cells.filter((c) => c.server.startsWith('logcaster-') && !c.skip && c.workload !== 'idle-rss');
+    if (!lc.length) this.skip();
+    for (const c of lc) expect(moved(c), `${c.key}: ${c.runs.map((r) => r.error).join(' ')}`).to.equal(true);
+    for (const c of lc.filter((x) => x.workload === 'stream')) {
+      expect(c.summary?.stored, `${c.key} stored lines`).to.be.greaterThan(0);
+      expect(c.summary?.lost, `${c.key} lost lines`).to.equal(0);
+    }
+  });
+
+  it('writes the raw JSON and the SVG charts', () => {
+    const files = fs.readdirSync(out);
+    expect(files.some((f) => /^bench-.*\.json$/.test(f))).to.equal(true);
+    for (const f of ['throughput-echo.svg', 'sparse.svg', 'latency-echo-1.svg']) {
+      expect(files, f).to.include(f);
+      expect(fs.readFileSync(path.join(out, f), 'utf8')).to.match(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    }
+  });
+});
