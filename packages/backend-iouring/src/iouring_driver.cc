@@ -134,7 +134,7 @@ IoUringDriver::~IoUringDriver() {
 int IoUringDriver::Init(Engine* engine, std::string* err) {
   engine_ = engine;
   const char* ds = getenv("LOGCASTER_IOURING_DIRECT_SEND");
-  direct_send_ = ds && *ds == '1';
+  direct_send_ = !(ds && *ds == '0');  // default on: write() semantics match epoll
   unsigned base = opts_.sqpoll ? IORING_SETUP_SQPOLL : 0;
   int r = ring_.Open(kSqEntries, kCqEntries, base | IORING_SETUP_SUBMIT_ALL, err);
   if (r == -EINVAL) r = ring_.Open(kSqEntries, kCqEntries, base, err);
@@ -277,6 +277,9 @@ bool IoUringDriver::Harvest(int timeout_ms) {
 void IoUringDriver::EndTurn() {
   in_turn_ = false;
   SubmitNow();
+  // Held bytes became deliverable during the dispatch (resume, arena full): no
+  // kernel event will announce them, so make sure another turn runs.
+  if (!held_ready_.empty()) Wake();
 }
 
 size_t IoUringDriver::Reap(bool ignore_batch) {
@@ -293,7 +296,6 @@ size_t IoUringDriver::Reap(bool ignore_batch) {
 }
 
 void IoUringDriver::Handle(const io_uring_cqe& cqe) {
-  if (getenv("LC_DEBUG")) fprintf(stderr, "cqe kind=%llu id=%d res=%d flags=%x\n", (unsigned long long)(cqe.user_data >> 32), (int)(cqe.user_data & 0xffffffff), cqe.res, cqe.flags);
   const OpKind kind = static_cast<OpKind>(cqe.user_data >> 32);
   const int32_t id = static_cast<int32_t>(cqe.user_data & 0xffffffffu);
   switch (kind) {
@@ -595,7 +597,7 @@ void IoUringDriver::UpdateReading(Conn* c) {
   if (Engine::WantsRead(c)) {
     if (s->HasHeld()) {
       MarkReady(c, s);
-      if (!in_turn_) Wake();  // a turn must run to deliver them
+      if (!in_turn_) Wake();  // a turn must run to deliver them (EndTurn does it otherwise)
     } else if (!s->recv_armed) {
       ArmRecv(c, s);
     }
