@@ -376,10 +376,12 @@ void IoUringDriver::MarkReady(Conn* c, ConnState* s) {
 }
 
 void IoUringDriver::Deliver(Conn* c, ConnState* s, const char* data, size_t len) {
-  if (c->paused || s->HasHeld()) {
-    Hold(c, s, data, len);
+  const uint64_t batch = CurrentBatch();
+  if (c->paused || s->HasHeld() || s->data_batch == batch) {
+    Hold(c, s, data, len);  // delivered (coalesced) in the next batch
     return;
   }
+  s->data_batch = batch;
   while (len > 0) {
     size_t avail = 0;
     char* dst = engine_->ReadSpace(&avail);
@@ -405,7 +407,12 @@ void IoUringDriver::DrainHeld() {
     ConnState* s = State(c);
     s->in_ready = false;
     if (c->closing || c->paused) continue;  // resume lists it again
+    if (s->data_batch == CurrentBatch()) {
+      MarkReady(c, s);  // already has DATA in this batch
+      continue;
+    }
     const int32_t id = c->id;
+    if (s->held_off < s->held.size()) s->data_batch = CurrentBatch();
     while (s->held_off < s->held.size()) {
       size_t avail = 0;
       char* dst = engine_->ReadSpace(&avail);

@@ -54,6 +54,7 @@ class IoUringDriver final : public IoDriver {
     bool in_ready = false;          // listed in held_ready_
     bool held_eof = false;          // EOF seen behind held bytes
     int held_err = 0;               // error seen behind held bytes
+    uint64_t data_batch = 0;        // batch (engine dispatch count + 1) of its last DATA
     std::string held;               // received, not yet delivered (paused / arena full)
     size_t held_off = 0;
     struct msghdr msg;
@@ -61,6 +62,7 @@ class IoUringDriver final : public IoDriver {
     void Reset() {
       recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = false;
       held_err = 0;
+      data_batch = 0;
       held.clear();
       held_off = 0;
     }
@@ -83,6 +85,9 @@ class IoUringDriver final : public IoDriver {
   void Deliver(Conn* c, ConnState* s, const char* data, size_t len);
   void Hold(Conn* c, ConnState* s, const char* data, size_t len);
   void MarkReady(Conn* c, ConnState* s);
+  // One DATA event per connection per batch, like a readiness driver's one read: a
+  // handler that pauses in onData then sees nothing more from that batch.
+  uint64_t CurrentBatch() const { return engine_->stats().dispatches + 1; }
   void DrainHeld();
   size_t Reap(bool ignore_batch);
   void ArmAccept(int32_t lid);
