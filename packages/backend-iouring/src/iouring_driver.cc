@@ -136,7 +136,15 @@ int IoUringDriver::Init(Engine* engine, std::string* err) {
   const char* ds = getenv("LOGCASTER_IOURING_DIRECT_SEND");
   direct_send_ = !(ds && *ds == '0');  // default on: write() semantics match epoll
   unsigned base = opts_.sqpoll ? IORING_SETUP_SQPOLL : 0;
-  int r = ring_.Open(kSqEntries, kCqEntries, base | IORING_SETUP_SUBMIT_ALL, err);
+  // COOP_TASKRUN: completions do not interrupt the JS thread with an IPI each; their
+  // task work runs at our next syscall (epoll_wait in libuv, send, io_uring_enter),
+  // and a thread sleeping in epoll_wait is still woken. TASKRUN_FLAG tells us when
+  // work is pending so Harvest can enter for it. Not valid with SQPOLL.
+  const char* coop_env = getenv("LOGCASTER_IOURING_COOP");
+  const bool coop = !opts_.sqpoll && !(coop_env && *coop_env == '0');
+  unsigned extra = coop ? IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG : 0;
+  int r = ring_.Open(kSqEntries, kCqEntries, base | extra | IORING_SETUP_SUBMIT_ALL, err);
+  if (r == -EINVAL) r = ring_.Open(kSqEntries, kCqEntries, base | IORING_SETUP_SUBMIT_ALL, err);
   if (r == -EINVAL) r = ring_.Open(kSqEntries, kCqEntries, base, err);
   if (r == -EINVAL || r == -ENOMEM) r = ring_.Open(kSqEntries, kCqEntriesSmall, base, err);
   if (r < 0) return r;
