@@ -1,0 +1,106 @@
+// poll-specific behaviour the shared conformance suite does not cover: no
+// FD_SETSIZE limit, O(1) swap-with-last removal keeping the fd -> index map right
+// under churn, and an idle helper thread that really sleeps.
+import { expect } from 'chai';
+import { closeSync, openSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+
+import { createReactor, type Reactor } from '@logcaster/core';
+
+interface Client {
+  socket: Socket;
+  text(): string;
+  closed: Promise<void>;
+}
+
+function client(port: number): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const socket = connect({ port, host: '127.0.0.1' });
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (buf += d));
+    socket.on('error', () => {});
+    socket.once('connect', () => resolve({ socket, text: () => buf, closed }));
+    socket.once('error', reject);
+  });
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('poll backend', function () {
+  this.timeout(30000);
+  let reactor: Reactor | undefined;
+  const filler: number[] = [];
+  const clients: Client[] = [];
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.socket.destroy();
+    for (const fd of filler.splice(0)) closeSync(fd);
+    await reactor?.close();
+    reactor = undefined;
+  });
+
+  it('serves descriptors above 1024 (no FD_SETSIZE limit)', async function () {
+    const r = (reactor = createReactor({ backend: 'poll' }));
+    expect(r.backend).to.equal('poll');
+    const l = r.listen({ port: 0 }, { onData: (c, d) => void c.write(d) });
+    try {
+      for (;;) {
+        const fd = openSync('/dev/null', 'r');
+        filler.push(fd);
+        if (fd >= 1100) break;
+      }
+    } catch (err) {
+      console.log(`      skipped: cannot open descriptors past 1100 here (${(err as Error).message})`);
+      this.skip();
+    }
+    for (let i = 0; i < 20; i++) clients.push(await client(l.port));
+    clients.forEach((c, i) => c.socket.write(`high ${i}`));
+    await waitFor(() => clients.every((c, i) => c.text() === `high ${i}`), 5000, 'echoes on high descriptors');
+  });
+
+  it('keeps the right connections watched while others come and go in any order', async () => {
+    const r = (reactor = createReactor({ backend: 'poll' }));
+    const l = r.listen({ port: 0 }, { onData: (c, d) => void c.write(d) });
+    const live: Client[] = [];
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    // Churn: removals from the middle move the last pollfd entry into the hole.
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 40; i++) live.push(await client(l.port));
+      for (let i = 0; i < 25; i++) {
+        const [gone] = live.splice(rand(live.length), 1);
+        gone!.socket.destroy();
+        await gone!.closed;
+      }
+    }
+    clients.push(...live);
+    await waitFor(() => r.stats().connections === live.length, 5000, `${live.length} live connections`);
+    live.forEach((c, i) => c.socket.write(`still ${i}`));
+    await waitFor(() => live.every((c, i) => c.text() === `still ${i}`), 5000, 'echo on every survivor');
+  });
+
+  it('uses no CPU while idle (the helper thread blocks in poll)', async () => {
+    const r = (reactor = createReactor({ backend: 'poll' }));
+    const l = r.listen({ port: 0 }, { onData: (c, d) => void c.write(d) });
+    for (let i = 0; i < 50; i++) clients.push(await client(l.port));
+    await waitFor(() => r.stats().connections === 50, 5000, '50 accepts');
+    const t0 = process.cpuUsage();
+    await new Promise((res) => setTimeout(res, 1000));
+    const t1 = process.cpuUsage(t0);
+    const ms = (t1.user + t1.system) / 1000;
+    expect(ms, `${ms} ms CPU in 1 s idle`).to.be.lessThan(50);
+    clients[3]!.socket.write('ping');
+    await waitFor(() => clients[3]!.text() === 'ping', 2000, 'echo after idle');
+  });
+});
