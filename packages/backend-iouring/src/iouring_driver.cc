@@ -37,6 +37,7 @@ constexpr unsigned kBufSize = 4096;
 constexpr int kMaxIov = 64;
 constexpr size_t kHeldLimit = 256 * 1024;  // held bytes before the recv is cancelled
 constexpr int kDrainTimeoutMs = 10000;
+constexpr size_t kBatchSendMax = 16 * 1024;  // larger writes are sent directly
 
 uint64_t MonoMs() {
   timespec ts;
@@ -133,8 +134,10 @@ IoUringDriver::~IoUringDriver() {
 
 int IoUringDriver::Init(Engine* engine, std::string* err) {
   engine_ = engine;
+  // Send mode (tuning/benchmark switch): "1" always send() directly, "0" always
+  // batch through the ring; default: batch small writes made during a turn.
   const char* ds = getenv("LOGCASTER_IOURING_DIRECT_SEND");
-  direct_send_ = !(ds && *ds == '0');  // default on: write() semantics match epoll
+  send_mode_ = ds && *ds == '1' ? kSendDirect : ds && *ds == '0' ? kSendBatched : kSendHybrid;
   unsigned base = opts_.sqpoll ? IORING_SETUP_SQPOLL : 0;
   // COOP_TASKRUN: completions do not interrupt the JS thread with an IPI each; their
   // task work runs at our next syscall (epoll_wait in libuv, send, io_uring_enter),
@@ -625,7 +628,12 @@ void IoUringDriver::UpdateReading(Conn* c) {
 }
 
 long IoUringDriver::TrySendDirect(Conn* c, const char* data, size_t len) {
-  if (!direct_send_) return 0;  // queue it: one SEND SQE, submitted with the turn's batch
+  // Batched: queue it; its SEND goes to the kernel with every other SQE of this turn
+  // in EndTurn's single io_uring_enter. Large writes (and writes from outside a
+  // turn, e.g. timers) go out directly, so write() returns false only when the
+  // kernel would not take the bytes, exactly as on epoll.
+  if (send_mode_ == kSendBatched) return 0;
+  if (send_mode_ == kSendHybrid && in_turn_ && len <= kBatchSendMax) return 0;
   for (;;) {
     ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) return n;

@@ -106,7 +106,8 @@ class IoUringDriver final : public IoDriver {
   BufferRing bufs_;
   int wakefd_ = -1;
   bool in_turn_ = false;     // between Harvest and EndTurn: SQEs wait for the turn's enter
-  bool direct_send_ = false;  // send() directly when the queue is empty (tuning switch)
+  enum SendMode { kSendHybrid, kSendDirect, kSendBatched };
+  SendMode send_mode_ = kSendHybrid;  // how TrySendDirect treats an idle connection
   size_t closing_ = 0;       // connections handed to CloseConn, not yet released
   std::vector<std::unique_ptr<ConnState>> conns_;  // by engine slot
   std::vector<ListenerState> listeners_;           // by listener id (never reused)
