@@ -1,0 +1,496 @@
+// The reactor: owns one native engine, walks the batch of events it hands over per
+// loop turn, and turns them into Handler calls on Connection objects.
+import { lookup } from 'node:dns';
+import { isIP } from 'node:net';
+
+import { errnoCode, errnoError, reactorError } from './errors';
+import { loadBackend } from './loader';
+import {
+  EVENT_HEADER,
+  EVENT_INTS,
+  EV_CLOSE,
+  EV_DATA,
+  EV_DRAIN,
+  EV_END,
+  EV_LISTEN_ERROR,
+  EV_OPEN,
+  EV_TIMEOUT,
+  PHASE_CONNECT,
+  PHASE_READ,
+  PHASE_WATCH,
+  PHASE_WRITE,
+  SLOT_MASK,
+} from './native-events';
+import type {
+  BackendModule,
+  BackendName,
+  ConnectOptions,
+  Connection,
+  Handler,
+  ListenOptions,
+  Listener,
+  NativeEngine,
+  Reactor,
+  ReactorOptions,
+  ReactorStats,
+  Timer,
+} from './types';
+
+const EPIPE = 32;
+const DEFAULT_READ_BUFFER = 1024 * 1024;
+const DEFAULT_MAX_EVENTS = 8192;
+
+function normaliseHost(host: string | undefined): string {
+  if (host === undefined || host === 'localhost') return '127.0.0.1';
+  return host;
+}
+
+class ConnectionImpl implements Connection {
+  context: unknown = undefined;
+  closed = false;
+  paused = false;
+  ended = false; // end() called
+  openError: Error | undefined = undefined;
+  destroyError: Error | undefined = undefined;
+  pendingWrites: Buffer[] | undefined; // before an outbound connection has an engine id
+  private addr: [string, number, number] | null | undefined;
+
+  constructor(
+    private readonly reactor: ReactorImpl,
+    public id: number,
+    readonly handler: Handler,
+    readonly outbound: boolean,
+    readonly target?: string,
+  ) {}
+
+  private get engine(): NativeEngine {
+    return this.reactor.engine;
+  }
+
+  private address(): [string, number, number] | null {
+    if (this.addr === undefined) this.addr = this.id > 0 && !this.closed ? this.engine.remoteAddress(this.id) : null;
+    return this.addr;
+  }
+  get remoteAddress(): string | undefined {
+    return this.address()?.[0];
+  }
+  get remotePort(): number | undefined {
+    return this.address()?.[1];
+  }
+  get remoteFamily(): 'IPv4' | 'IPv6' | undefined {
+    const a = this.address();
+    return a ? (a[2] === 6 ? 'IPv6' : 'IPv4') : undefined;
+  }
+  get bufferedAmount(): number {
+    return this.closed || this.id <= 0 ? 0 : this.engine.queued(this.id);
+  }
+
+  /** Cache the peer address while the socket still exists (used before close). */
+  rememberAddress(): void {
+    this.address();
+  }
+
+  write(data: Uint8Array | string): boolean {
+    if (this.closed) throw reactorError(`write after close (connection ${this.id})`, 'ERR_LOGCASTER_CLOSED');
+    if (this.ended) throw reactorError(`write after end (connection ${this.id})`, 'ERR_LOGCASTER_ENDED');
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    if (this.id <= 0) {
+      // Still resolving the host name: keep it until the engine has a socket.
+      (this.pendingWrites ??= []).push(Buffer.from(bytes));
+      return true;
+    }
+    const r = this.engine.write(this.id, bytes);
+    if (r >= 0) return r === 1;
+    // The engine already tore it down (e.g. reset seen earlier in this batch); the
+    // CLOSE event is on its way, so report backpressure rather than throwing.
+    if (r === -EPIPE) return false;
+    throw errnoError(-r, 'write');
+  }
+
+  end(data?: Uint8Array | string): void {
+    if (this.closed || this.ended) return;
+    if (data !== undefined) this.write(data);
+    this.ended = true;
+    if (this.id > 0) this.engine.end(this.id);
+  }
+
+  destroy(err?: Error): void {
+    if (this.closed) return;
+    if (err && !this.destroyError) this.destroyError = err;
+    if (this.id <= 0) {
+      this.reactor.closeUnstarted(this);
+      return;
+    }
+    this.rememberAddress();
+    this.engine.destroy(this.id);
+    this.reactor.afterNativeCall();
+  }
+
+  pause(): void {
+    if (this.closed || this.paused) return;
+    this.paused = true;
+    if (this.id > 0) this.engine.pause(this.id);
+  }
+
+  resume(): void {
+    if (this.closed || !this.paused) return;
+    this.paused = false;
+    if (this.id > 0) this.engine.resume(this.id);
+  }
+
+  setIdleTimeout(ms: number): void {
+    if (this.closed) return;
+    if (!(ms >= 0) || ms > 0xffffffff) throw new RangeError(`idle timeout must be 0..2^32-1 ms, got ${ms}`);
+    if (this.id > 0) this.engine.setIdleTimeout(this.id, Math.round(ms));
+  }
+}
+
+class ListenerImpl implements Listener {
+  closed = false;
+  constructor(
+    private readonly reactor: ReactorImpl,
+    readonly nativeId: number,
+    readonly host: string,
+    readonly port: number,
+    readonly handler: Handler,
+  ) {}
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reactor.removeListener(this);
+  }
+}
+
+class TimerImpl implements Timer {
+  handle: NodeJS.Timeout | undefined;
+  constructor(private readonly timers: Set<TimerImpl>) {}
+  cancel(): void {
+    if (this.handle) clearTimeout(this.handle);
+    this.handle = undefined;
+    this.timers.delete(this);
+  }
+}
+
+class ReactorImpl implements Reactor {
+  readonly backend: BackendName;
+  engine: NativeEngine;
+  private readonly events: Int32Array;
+  private readonly arena: Buffer;
+  private readonly conns: (ConnectionImpl | undefined)[] = [];
+  private readonly listeners = new Map<number, ListenerImpl>();
+  private readonly timers = new Set<TimerImpl>();
+  private readonly allowHalfOpen: boolean;
+  private readonly onError: ((err: unknown, conn: Connection | undefined) => void) | undefined;
+  private dispatching = false;
+  private flushQueued = false;
+  private closing: Promise<void> | undefined;
+  private closed = false;
+  private unrefd = false;
+  private liveConns = 0;
+  private closeWaiters: (() => void)[] = [];
+
+  constructor(options: ReactorOptions, module: BackendModule) {
+    this.backend = module.name;
+    this.allowHalfOpen = options.allowHalfOpen ?? false;
+    this.onError = options.onError;
+    const maxEvents = options.maxEventsPerBatch ?? DEFAULT_MAX_EVENTS;
+    this.events = new Int32Array(EVENT_HEADER + EVENT_INTS * maxEvents);
+    // Own (unpooled) memory: the engine keeps a pointer into it for its lifetime.
+    this.arena = Buffer.allocUnsafeSlow(options.readBufferSize ?? DEFAULT_READ_BUFFER);
+    this.engine = new module.Engine(
+      { highWaterMark: options.highWaterMark, edgeTriggered: options.edgeTriggered, sqpoll: options.sqpoll },
+      this.dispatch,
+      this.events,
+      this.arena,
+    );
+  }
+
+  // ---- the hot path: one call per batch ----
+  private readonly dispatch = (): void => {
+    const ev = this.events;
+    const conns = this.conns;
+    let firstError: unknown;
+    let errorConn: Connection | undefined;
+    this.dispatching = true;
+    try {
+      for (let i = 0; i < ev[0]; i++) {
+        const base = EVENT_HEADER + i * EVENT_INTS;
+        const kind = ev[base];
+        const id = ev[base + 1];
+        let conn: ConnectionImpl | undefined;
+        if (kind !== EV_LISTEN_ERROR) {
+          conn = conns[id & SLOT_MASK];
+          if (kind !== EV_OPEN && (conn === undefined || conn.id !== id)) continue;
+        }
+        try {
+          switch (kind) {
+            case EV_DATA:
+              if (!conn!.closed) conn!.handler.onData?.(conn!, this.arena.subarray(ev[base + 2], ev[base + 2] + ev[base + 3]));
+              break;
+            case EV_OPEN:
+              this.onOpen(id, ev[base + 2], ev[base + 3]);
+              break;
+            case EV_DRAIN:
+              if (!conn!.closed) conn!.handler.onDrain?.(conn!);
+              break;
+            case EV_END:
+              if (!conn!.closed) {
+                conn!.handler.onEnd?.(conn!);
+                if (!this.allowHalfOpen && !conn!.closed) conn!.end();
+              }
+              break;
+            case EV_TIMEOUT:
+              if (!conn!.closed) conn!.handler.onTimeout?.(conn!);
+              break;
+            case EV_CLOSE:
+              this.onClose(conn!, ev[base + 2], ev[base + 3]);
+              break;
+            case EV_LISTEN_ERROR:
+              this.onListenError(id, ev[base + 2]);
+              break;
+          }
+        } catch (err) {
+          if (this.onError) {
+            this.onError(err, conn);
+          } else if (firstError === undefined) {
+            firstError = err;
+            errorConn = conn;
+          }
+          if (conn && !conn.closed) conn.destroy(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
+    } finally {
+      this.dispatching = false;
+    }
+    if (firstError !== undefined) {
+      // Like an exception in a 'data' listener of node:net: uncaught, after the rest of
+      // the batch has been delivered.
+      void errorConn;
+      throw firstError;
+    }
+  };
+
+  private onOpen(id: number, listenerId: number, watchErrno: number): void {
+    let conn: ConnectionImpl | undefined;
+    if (listenerId < 0) {
+      conn = this.conns[id & SLOT_MASK];
+      if (!conn || conn.id !== id || conn.closed) return;
+    } else {
+      const listener = this.listeners.get(listenerId);
+      if (!listener) {
+        this.engine.destroy(id);
+        return;
+      }
+      conn = new ConnectionImpl(this, id, listener.handler, false);
+      this.conns[id & SLOT_MASK] = conn;
+      this.liveConns++;
+      if (watchErrno) {
+        conn.openError = reactorError(
+          watchErrno === 34
+            ? `${this.backend} backend cannot watch this connection: descriptor is beyond FD_SETSIZE (1024)`
+            : `${this.backend} backend cannot watch this connection: ${errnoCode(watchErrno)}`,
+          errnoCode(watchErrno),
+          watchErrno,
+        );
+      }
+    }
+    conn.handler.onOpen?.(conn);
+    if (conn.openError && !conn.closed) conn.destroy(conn.openError);
+  }
+
+  private onClose(conn: ConnectionImpl, errno: number, phase: number): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.conns[conn.id & SLOT_MASK] = undefined;
+    this.liveConns--;
+    let err: Error | undefined = conn.destroyError;
+    if (!err && errno) {
+      const syscall = phase === PHASE_CONNECT ? 'connect' : phase === PHASE_READ ? 'read' : phase === PHASE_WRITE ? 'write' : phase === PHASE_WATCH ? 'watch' : 'socket';
+      err = errnoError(errno, syscall, phase === PHASE_CONNECT ? conn.target : undefined);
+    }
+    try {
+      conn.handler.onClose?.(conn, err);
+    } finally {
+      if (this.liveConns === 0 && this.closeWaiters.length) {
+        const waiters = this.closeWaiters;
+        this.closeWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+
+  private onListenError(listenerId: number, errno: number): void {
+    const listener = this.listeners.get(listenerId);
+    const err = errnoError(errno, 'accept', listener ? `${listener.host}:${listener.port}` : undefined);
+    // Accepting pauses and resumes by itself; report so operators see fd exhaustion.
+    if (this.onError) this.onError(err, undefined);
+    else process.emitWarning(`LogCaster reactor: ${err.message}; accepting paused until descriptors free up`, 'ReactorWarning');
+  }
+
+  /** Events produced by a call made outside a batch (destroy from a timer...) are
+   *  delivered on a microtask, so onClose never runs inside the caller's destroy(). */
+  afterNativeCall(): void {
+    if (this.dispatching || this.flushQueued || this.events[0] === 0) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      if (!this.closed || this.events[0] > 0) this.engine.dispatchPending();
+    });
+  }
+
+  closeUnstarted(conn: ConnectionImpl): void {
+    // Outbound connection still resolving its host name: nothing native exists yet.
+    conn.closed = true;
+    this.liveConns--;
+    queueMicrotask(() => conn.handler.onClose?.(conn, conn.destroyError));
+  }
+
+  removeListener(listener: ListenerImpl): void {
+    this.listeners.delete(listener.nativeId);
+    if (!this.closed) this.engine.closeListener(listener.nativeId);
+  }
+
+  // ---- public API ----
+
+  listen(options: ListenOptions, handler: Handler): Listener {
+    this.assertOpen();
+    const host = normaliseHost(options.host);
+    if (!isIP(host)) throw reactorError(`listen: host must be an IP address or 'localhost', got '${host}'`, 'ERR_INVALID_ARG_VALUE');
+    const port = options.port;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`listen: port must be 0..65535, got ${port}`);
+    let result: [number, number];
+    try {
+      result = this.engine.listen(host, port, options.backlog ?? 0, options.ipv6Only ?? false);
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno;
+      throw errno ? reactorError((e as Error).message, errnoCode(errno), errno, 'listen') : e;
+    }
+    const listener = new ListenerImpl(this, result[0], host, result[1], handler);
+    this.listeners.set(result[0], listener);
+    return listener;
+  }
+
+  connect(options: ConnectOptions, handler: Handler): Connection {
+    this.assertOpen();
+    const host = normaliseHost(options.host);
+    const port = options.port;
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new RangeError(`connect: port must be 1..65535, got ${port}`);
+    const conn = new ConnectionImpl(this, 0, handler, true, `${host}:${port}`);
+    this.liveConns++;
+    if (isIP(host)) {
+      this.startConnect(conn, host, port);
+    } else {
+      lookup(host, (err, address) => {
+        if (conn.closed) return;
+        if (err) {
+          conn.destroy(reactorError(`connect: cannot resolve ${host}: ${err.message}`, (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND'));
+          return;
+        }
+        this.startConnect(conn, address, port);
+      });
+    }
+    return conn;
+  }
+
+  private startConnect(conn: ConnectionImpl, ip: string, port: number): void {
+    let id: number;
+    try {
+      id = this.engine.connect(ip, port);
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno ?? 0;
+      conn.destroy(errno ? errnoError(errno, 'connect', `${ip}:${port}`) : (e as Error));
+      return;
+    }
+    conn.id = id;
+    this.conns[id & SLOT_MASK] = conn;
+    const pending = conn.pendingWrites;
+    conn.pendingWrites = undefined;
+    if (pending) for (const b of pending) this.engine.write(id, b);
+    if (conn.paused) this.engine.pause(id);
+    if (conn.ended) this.engine.end(id);
+    this.afterNativeCall();
+  }
+
+  setTimer(ms: number, fn: () => void, options?: { repeat?: boolean }): Timer {
+    this.assertOpen();
+    const timer = new TimerImpl(this.timers);
+    const repeat = options?.repeat ?? false;
+    const fire = (): void => {
+      if (repeat) timer.handle = setTimeout(fire, ms);
+      else this.timers.delete(timer);
+      fn();
+    };
+    timer.handle = setTimeout(fire, ms);
+    if (this.unrefd) timer.handle.unref();
+    this.timers.add(timer);
+    return timer;
+  }
+
+  unref(): void {
+    this.unrefd = true;
+    if (!this.closed) this.engine.unref();
+    for (const t of this.timers) t.handle?.unref();
+  }
+
+  ref(): void {
+    this.unrefd = false;
+    if (!this.closed) this.engine.ref();
+    for (const t of this.timers) t.handle?.ref();
+  }
+
+  stats(): ReactorStats {
+    const s = this.closed ? { connections: 0, listeners: 0, accepted: 0, closed: 0, bytesRead: 0, bytesWritten: 0, turns: 0, dispatches: 0, acceptPauses: 0 } : this.engine.stats();
+    return { backend: this.backend, ...s };
+  }
+
+  get connectionCount(): number {
+    return this.liveConns;
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = new Promise<void>((resolve) => {
+      for (const t of [...this.timers]) t.cancel();
+      this.listeners.clear();
+      // Destroys every connection; their CLOSE events are delivered right here (or,
+      // when close() is called from a handler, later in the current batch).
+      this.engine.shutdown();
+      const finish = (): void => {
+        if (this.dispatching) {
+          setImmediate(finish);
+          return;
+        }
+        this.engine.dispatchPending();
+        this.closed = true;
+        this.engine.closeHandles();
+        resolve();
+      };
+      if (this.dispatching) setImmediate(finish);
+      else finish();
+    });
+    return this.closing;
+  }
+
+  run(until?: () => boolean): void {
+    this.assertOpen();
+    if (this.dispatching) throw reactorError('run() cannot be called from a handler', 'ERR_LOGCASTER_REENTRANT');
+    while (!this.closing && !(until?.() ?? false)) {
+      this.engine.runOnce(100);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw reactorError('reactor is closed', 'ERR_LOGCASTER_CLOSED');
+  }
+}
+
+/** Create a reactor on the given backend ('auto' by default). */
+export function createReactor(options: ReactorOptions = {}): Reactor & { readonly connectionCount: number } {
+  const loaded = loadBackend(options.backend ?? 'auto');
+  return new ReactorImpl(options, loaded.module);
+}
+
+/** Create a reactor on an already-loaded backend module (tests, custom builds). */
+export function createReactorWith(module: BackendModule, options: ReactorOptions = {}): Reactor & { readonly connectionCount: number } {
+  return new ReactorImpl(options, module);
+}
