@@ -183,6 +183,10 @@ void Engine::DispatchPending() {
     events_[0] = 0;
     arena_used_ = 0;
   }
+  if (!closing_slots_.empty()) {
+    free_slots_.insert(free_slots_.end(), closing_slots_.begin(), closing_slots_.end());
+    closing_slots_.clear();
+  }
 }
 
 void Engine::Emit(int32_t kind, int32_t id, int32_t a, int32_t b) {
@@ -261,7 +265,7 @@ void Engine::ReleaseConn(Conn* c) {
   if (c->idle_timeout_ms) timed_conns_--;
   uint32_t slot = static_cast<uint32_t>(c->id) & kSlotMask;
   c->Reset();
-  free_slots_.push_back(slot);
+  closing_slots_.push_back(slot);
   live_conns_--;
   stats_.closed++;
   // A descriptor came free: listeners paused by fd exhaustion may accept again.
@@ -278,6 +282,7 @@ void Engine::ReleaseConn(Conn* c) {
 
 void Engine::OnAccepted(Listener* l, int fd) {
   SetNoDelay(fd);
+  l->exhausted_reported = false;
   Conn* c = NewConn(fd, l->id);
   if (!c) { close(fd); return; }
   stats_.accepted++;
@@ -294,10 +299,15 @@ void Engine::OnAcceptError(Listener* l, int err) {
     // listener); resume when a connection closes or after kAcceptRetryMs.
     if (!l->accept_paused) {
       l->accept_paused = true;
+      l->paused_at_ms = NowMs();
       paused_listeners_++;
       stats_.accept_pauses++;
       driver_->PauseAccept(l);
-      Emit(kEvListenError, l->id, err);
+      // Once per exhaustion episode, not once per retry.
+      if (!l->exhausted_reported) {
+        l->exhausted_reported = true;
+        Emit(kEvListenError, l->id, err);
+      }
     }
     ArmTimer();
   }
@@ -501,7 +511,7 @@ void Engine::OnTimer() {
   uint64_t now = NowMs();
   if (paused_listeners_) {
     for (auto& l : listeners_) {
-      if (l && l->fd >= 0 && l->accept_paused) {
+      if (l && l->fd >= 0 && l->accept_paused && now - l->paused_at_ms >= kAcceptRetryMs) {
         l->accept_paused = false;
         paused_listeners_--;
         driver_->ResumeAccept(l.get());  // EMFILE again simply pauses it again
@@ -516,7 +526,6 @@ void Engine::OnTimer() {
       }
     }
   }
-  (void)kAcceptRetryMs;
   if (!in_turn_) DispatchPending();
   ArmTimer();
 }

@@ -77,6 +77,8 @@ struct Listener {
   int32_t id = -1;
   bool accept_paused = false;
   bool accept_pending = false;  // edge-triggered: more connections may be queued
+  bool exhausted_reported = false;  // EMFILE reported once until an accept succeeds
+  uint64_t paused_at_ms = 0;
   void* driver_data = nullptr;
 };
 
@@ -183,6 +185,9 @@ class Engine {
   std::vector<Conn*> slots_;
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> slot_gen_;  // last generation handed out per slot
+  // Released slots whose CLOSE JS has not seen yet: reusing one earlier would let a
+  // connection opened during the dispatch shadow the pending CLOSE.
+  std::vector<uint32_t> closing_slots_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   size_t live_conns_ = 0;
   size_t live_listeners_ = 0;

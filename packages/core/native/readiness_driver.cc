@@ -48,7 +48,7 @@ bool ReadinessDriver::Harvest(int timeout_ms) {
       if (Listener* l = engine_->LookupListener(id)) { l->accept_pending = false; AcceptReady(l); }
     }
     for (int32_t id : conns) {
-      if (Conn* c = engine_->Lookup(id)) { c->read_pending = false; ReadReady(c); }
+      if (Conn* c = engine_->Lookup(id)) { c->read_pending = false; ReadReady(c, kHangup); }
     }
     timeout_ms = 0;
   }
@@ -84,7 +84,7 @@ void ReadinessDriver::Dispatch(const PollEvent& ev) {
   if (c->closing) return;
   if (ev.events & (kReadable | kHangup | kError)) {
     if (Engine::WantsRead(c)) {
-      ReadReady(c);
+      ReadReady(c, ev.events);
     } else if (ev.events & kError) {
       int err = SocketError(c->fd);
       engine_->Fail(c, err ? err : EPIPE, kPhaseRead);
@@ -108,7 +108,10 @@ void ReadinessDriver::AcceptReady(Listener* l) {
   }
 }
 
-void ReadinessDriver::ReadReady(Conn* c) {
+// Level-triggered: one recv per readiness report (fair; the kernel reports again).
+// Edge-triggered: read until EAGAIN — except that a short read with no hang-up
+// reported means the buffer is drained and new data will raise a new edge.
+void ReadinessDriver::ReadReady(Conn* c, uint32_t events) {
   for (;;) {
     size_t avail = 0;
     char* buf = engine_->ReadSpace(&avail);
@@ -121,11 +124,8 @@ void ReadinessDriver::ReadReady(Conn* c) {
     ssize_t n = recv(c->fd, buf, want, 0);
     if (n > 0) {
       engine_->CommitRead(c, static_cast<size_t>(n));
-      if (!edge_ || static_cast<size_t>(n) < want) {
-        // Short read: drained (for edge mode the next recv would return EAGAIN).
-        if (!edge_) return;
-        return;
-      }
+      if (!edge_) return;
+      if (static_cast<size_t>(n) < want && !(events & (kHangup | kError))) return;
       if (!Engine::WantsRead(c)) return;
       continue;
     }

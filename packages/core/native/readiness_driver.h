@@ -35,7 +35,7 @@ class ReadinessDriver final : public IoDriver {
   uint32_t WantedInterest(const Conn* c) const;
   void SetInterest(Conn* c, uint32_t interest);
   void AcceptReady(Listener* l);
-  void ReadReady(Conn* c);
+  void ReadReady(Conn* c, uint32_t events);
   void Dispatch(const PollEvent& ev);
 
   std::unique_ptr<Poller> poller_;

@@ -47,7 +47,11 @@ function normaliseHost(host: string | undefined): string {
 
 class ConnectionImpl implements Connection {
   context: unknown = undefined;
+  /** No more I/O: set by destroy() at once, or by the engine's CLOSE. Events already
+   *  harvested for this connection in the current batch are then dropped. */
   closed = false;
+  /** onClose has been delivered. */
+  finished = false;
   paused = false;
   ended = false; // end() called
   openError: Error | undefined = undefined;
@@ -122,6 +126,7 @@ class ConnectionImpl implements Connection {
       return;
     }
     this.rememberAddress();
+    this.closed = true;
     this.engine.destroy(this.id);
     this.reactor.afterNativeCall();
   }
@@ -299,7 +304,8 @@ class ReactorImpl implements Reactor {
   }
 
   private onClose(conn: ConnectionImpl, errno: number, phase: number): void {
-    if (conn.closed) return;
+    if (conn.finished) return;
+    conn.finished = true;
     conn.closed = true;
     this.conns[conn.id & SLOT_MASK] = undefined;
     this.liveConns--;
@@ -341,6 +347,7 @@ class ReactorImpl implements Reactor {
   closeUnstarted(conn: ConnectionImpl): void {
     // Outbound connection still resolving its host name: nothing native exists yet.
     conn.closed = true;
+    conn.finished = true;
     this.liveConns--;
     queueMicrotask(() => conn.handler.onClose?.(conn, conn.destroyError));
   }
