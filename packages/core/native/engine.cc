@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "sockets.h"
@@ -116,6 +117,7 @@ void Engine::ThreadMain() {
       if (thread_stop_) return;
       thread_posted_ = true;
     }
+    cv_.notify_all();  // a blocking RunOnce may be waiting for this
     uv_async_send(&handles_->async);
     std::unique_lock<std::mutex> lk(mu_);
     cv_.wait(lk, [this] { return !thread_posted_ || thread_stop_; });
@@ -141,7 +143,7 @@ void Engine::Turn() {
         std::lock_guard<std::mutex> lk(mu_);
         thread_posted_ = false;
       }
-      cv_.notify_one();
+      cv_.notify_all();
     }
     DispatchPending();
     if (!more) break;
@@ -158,12 +160,24 @@ void Engine::Turn() {
 
 void Engine::RunOnce(int timeout_ms) {
   if (!started_ || shut_down_) return;
-  in_turn_ = true;
-  driver_->Harvest(timeout_ms);
-  DispatchPending();
-  driver_->EndTurn();
-  in_turn_ = false;
-  ArmTimer();
+  if (handles_->has_async) {
+    // select/poll: the helper thread owns the kernel wait; block until it posts.
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms < 0 ? 100 : timeout_ms),
+                   [this] { return thread_posted_ || thread_stop_; });
+    }
+    Turn();
+  } else {
+    in_turn_ = true;
+    driver_->Harvest(timeout_ms);
+    DispatchPending();
+    driver_->EndTurn();
+    in_turn_ = false;
+    ArmTimer();
+  }
+  // libuv timers do not run while JS blocks here: sweep idle timeouts ourselves.
+  if (timer_running_ && NowMs() - last_sweep_ms_ >= kTickMs) OnTimer();
 }
 
 void Engine::DispatchPending() {
@@ -509,6 +523,7 @@ void Engine::ArmTimer() {
 
 void Engine::OnTimer() {
   uint64_t now = NowMs();
+  last_sweep_ms_ = now;
   if (paused_listeners_) {
     for (auto& l : listeners_) {
       if (l && l->fd >= 0 && l->accept_paused && now - l->paused_at_ms >= kAcceptRetryMs) {
@@ -565,7 +580,7 @@ void Engine::CloseHandles(std::function<void()> done) {
       std::lock_guard<std::mutex> lk(mu_);
       thread_stop_ = true;
     }
-    cv_.notify_one();
+    cv_.notify_all();
     driver_->Wake();
     thread_.join();
   }

@@ -201,6 +201,7 @@ class Engine {
   bool in_turn_ = false;
   bool user_ref_ = true;
   bool timer_running_ = false;
+  uint64_t last_sweep_ms_ = 0;
 
   // Helper thread for drivers without a watchable fd (select, poll).
   std::thread thread_;

@@ -506,6 +506,42 @@ export function runConformance(label: string, load: () => BackendModule, loadExp
       await Promise.all(workers.map((w) => w.terminate()));
     });
 
+    it('serves in blocking run() mode inside a worker thread', async () => {
+      const code = `
+        const { parentPort } = require('worker_threads');
+        const { createReactorWith } = require(${JSON.stringify(require.resolve('../src/reactor'))});
+        const r = createReactorWith(${loadExpr}, {});
+        let served = 0;
+        const l = r.listen({ port: 0 }, {
+          onOpen(c) { c.setIdleTimeout(150); },
+          onData(c, d) { c.write(d); },
+          onTimeout(c) { c.end('idle\\n'); },
+          onClose() { served++; },
+        });
+        parentPort.postMessage(l.port);
+        r.run(() => served === 2);
+        parentPort.postMessage('returned ' + served);
+        r.close();
+      `;
+      const worker = new Worker(code, { eval: true });
+      const messages: unknown[] = [];
+      worker.on('message', (m) => messages.push(m));
+      await waitFor(() => messages.length === 1, 5000, 'worker port');
+      const port = messages[0] as number;
+      const a = await peer(port);
+      a.socket.end('blocking');
+      await a.ended;
+      expect(a.received().toString()).to.equal('blocking');
+      // The idle sweep must run in run() mode too (libuv timers do not).
+      const b = await peer(port);
+      await b.ended;
+      expect(b.received().toString()).to.equal('idle\n');
+      b.socket.end();
+      await waitFor(() => messages.length === 2, 5000, 'run() to return');
+      expect(messages[1]).to.equal('returned 2');
+      await worker.terminate();
+    });
+
     it('lets the process exit when closed, or when unref()d', async () => {
       const run = (body: string): Promise<number | null> =>
         new Promise((resolve) => {
