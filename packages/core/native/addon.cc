@@ -73,42 +73,59 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       return;
     }
     size_t cap = (events.ElementLength() - kEventHeader) / kEventInts;
-    engine_ = std::make_unique<Engine>(loop, backend->create(opts), opts, events.Data(), cap,
-                                       reinterpret_cast<char*>(arena.Data()), arena.ByteLength());
-    engine_->dispatch = [this] { CallDispatch(); };
+    auto engine = std::make_unique<Engine>(loop, backend->create(opts), opts, events.Data(), cap,
+                                           reinterpret_cast<char*>(arena.Data()), arena.ByteLength());
+    engine->dispatch = [this] { CallDispatch(); };
     std::string err;
-    int r = engine_->Start(&err);
+    int r = engine->Start(&err);
     if (r < 0) {
-      engine_.reset();
       Napi::Error e = Napi::Error::New(env, std::string(backend->name) + ": " + (err.empty() ? std::strerror(-r) : err));
       e.Set("errno", Napi::Number::New(env, -r));
       e.ThrowAsJavaScriptException();
       return;
     }
-    env_ = env;
-    napi_add_env_cleanup_hook(env, &EngineWrap::OnEnvCleanup, this);
-    hook_added_ = true;
+    // The engine's libuv handles close asynchronously, and their close callbacks live
+    // in this addon: an async cleanup hook makes Node keep the environment (and the
+    // addon) until they have run, also when a worker thread is terminated.
+    lifetime_ = new Lifetime();
+    lifetime_->engine = std::move(engine);
+    lifetime_->owner = this;
+    napi_add_async_cleanup_hook(env, &EngineWrap::OnEnvCleanup, lifetime_, &lifetime_->hook);
   }
 
-  ~EngineWrap() override {
-    if (hook_added_) napi_remove_env_cleanup_hook(env_, &EngineWrap::OnEnvCleanup, this);
-    Teardown();
-  }
+  ~EngineWrap() override { Teardown(); }
 
  private:
-  static void OnEnvCleanup(void* arg) {
-    auto* self = static_cast<EngineWrap*>(arg);
-    self->hook_added_ = false;
-    self->Teardown();
+  struct Lifetime {
+    std::unique_ptr<Engine> engine;
+    napi_async_cleanup_hook_handle hook = nullptr;
+    bool closing = false;
+    EngineWrap* owner = nullptr;
+  };
+
+  // Stop the engine and close its handles; the hook is removed (and Lifetime freed)
+  // only from the last close callback.
+  static void Close(Lifetime* l) {
+    if (l->closing) return;
+    l->closing = true;
+    if (l->owner) l->owner->lifetime_ = nullptr;
+    std::unique_ptr<Engine> engine = std::move(l->engine);
+    engine->dispatch = nullptr;  // no JS calls from here on
+    engine->Shutdown();
+    engine->CloseHandles([l] {
+      napi_remove_async_cleanup_hook(l->hook);
+      delete l;
+    });
+    engine.reset();  // kernel objects go; libuv no longer watches them
   }
 
+  static void OnEnvCleanup(napi_async_cleanup_hook_handle, void* arg) { Close(static_cast<Lifetime*>(arg)); }
+
   void Teardown() {
-    if (!engine_) return;
-    engine_->dispatch = nullptr;  // no JS calls while the environment goes away
-    engine_->Shutdown();
-    engine_->CloseHandles(nullptr);
-    engine_.reset();
+    if (lifetime_) Close(lifetime_);
   }
+
+  Engine* engine() const { return lifetime_ ? lifetime_->engine.get() : nullptr; }
 
   void CallDispatch() {
     Napi::Env env = Env();
@@ -129,7 +146,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   bool Check(const Napi::CallbackInfo& info) {
-    if (!engine_) {
+    if (!engine()) {
       Napi::Error::New(info.Env(), "reactor is closed").ThrowAsJavaScriptException();
       return false;
     }
@@ -146,7 +163,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     bool v6only = info[3].ToBoolean();
     int bound = 0;
     std::string err;
-    int r = engine_->Listen(host, port, backlog, v6only, &bound, &err);
+    int r = engine()->Listen(host, port, backlog, v6only, &bound, &err);
     if (r < 0) {
       Napi::Error e = Napi::Error::New(info.Env(), err);
       e.Set("errno", Napi::Number::New(info.Env(), -r));
@@ -160,8 +177,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Napi::Value CloseListener(const Napi::CallbackInfo& info) {
-    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
-    return Napi::Number::New(info.Env(), engine_->CloseListener(Id(info)));
+    if (!engine()) return Napi::Number::New(info.Env(), -EBADF);
+    return Napi::Number::New(info.Env(), engine()->CloseListener(Id(info)));
   }
 
   Napi::Value Connect(const Napi::CallbackInfo& info) {
@@ -170,7 +187,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     int port = info[1].As<Napi::Number>().Int32Value();
     std::string err;
     js_depth_++;
-    int r = engine_->Connect(ip, port, &err);
+    int r = engine()->Connect(ip, port, &err);
     js_depth_--;
     if (r < 0) {
       Napi::Error e = Napi::Error::New(info.Env(), err.empty() ? std::strerror(-r) : err);
@@ -182,38 +199,38 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Napi::Value Write(const Napi::CallbackInfo& info) {
-    if (!engine_) return Napi::Number::New(info.Env(), -EPIPE);
+    if (!engine()) return Napi::Number::New(info.Env(), -EPIPE);
     auto data = info[1].As<Napi::Uint8Array>();
-    int r = engine_->Write(Id(info), reinterpret_cast<const char*>(data.Data()), data.ByteLength());
+    int r = engine()->Write(Id(info), reinterpret_cast<const char*>(data.Data()), data.ByteLength());
     return Napi::Number::New(info.Env(), r);
   }
 
   Napi::Value End(const Napi::CallbackInfo& info) {
-    if (!engine_) return Napi::Number::New(info.Env(), -EPIPE);
-    return Napi::Number::New(info.Env(), engine_->End(Id(info)));
+    if (!engine()) return Napi::Number::New(info.Env(), -EPIPE);
+    return Napi::Number::New(info.Env(), engine()->End(Id(info)));
   }
   Napi::Value Destroy(const Napi::CallbackInfo& info) {
-    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
-    return Napi::Number::New(info.Env(), engine_->Destroy(Id(info)));
+    if (!engine()) return Napi::Number::New(info.Env(), -EBADF);
+    return Napi::Number::New(info.Env(), engine()->Destroy(Id(info)));
   }
   Napi::Value Pause(const Napi::CallbackInfo& info) {
-    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
-    return Napi::Number::New(info.Env(), engine_->SetPaused(Id(info), true));
+    if (!engine()) return Napi::Number::New(info.Env(), -EBADF);
+    return Napi::Number::New(info.Env(), engine()->SetPaused(Id(info), true));
   }
   Napi::Value Resume(const Napi::CallbackInfo& info) {
-    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
-    return Napi::Number::New(info.Env(), engine_->SetPaused(Id(info), false));
+    if (!engine()) return Napi::Number::New(info.Env(), -EBADF);
+    return Napi::Number::New(info.Env(), engine()->SetPaused(Id(info), false));
   }
   Napi::Value SetIdleTimeout(const Napi::CallbackInfo& info) {
-    if (!engine_) return Napi::Number::New(info.Env(), -EBADF);
+    if (!engine()) return Napi::Number::New(info.Env(), -EBADF);
     uint32_t ms = info[1].As<Napi::Number>().Uint32Value();
-    return Napi::Number::New(info.Env(), engine_->SetIdleTimeout(Id(info), ms));
+    return Napi::Number::New(info.Env(), engine()->SetIdleTimeout(Id(info), ms));
   }
   Napi::Value RemoteAddress(const Napi::CallbackInfo& info) {
-    if (!engine_) return info.Env().Null();
+    if (!engine()) return info.Env().Null();
     std::string ip;
     int port = 0, family = 0;
-    if (engine_->RemoteAddress(Id(info), &ip, &port, &family) < 0) return info.Env().Null();
+    if (engine()->RemoteAddress(Id(info), &ip, &port, &family) < 0) return info.Env().Null();
     Napi::Array a = Napi::Array::New(info.Env(), 3);
     a.Set(0u, Napi::String::New(info.Env(), ip));
     a.Set(1u, Napi::Number::New(info.Env(), port));
@@ -221,21 +238,21 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return a;
   }
   Napi::Value Queued(const Napi::CallbackInfo& info) {
-    if (!engine_) return Napi::Number::New(info.Env(), 0);
-    return Napi::Number::New(info.Env(), static_cast<double>(engine_->QueuedBytes(Id(info))));
+    if (!engine()) return Napi::Number::New(info.Env(), 0);
+    return Napi::Number::New(info.Env(), static_cast<double>(engine()->QueuedBytes(Id(info))));
   }
   Napi::Value Ref(const Napi::CallbackInfo& info) {
-    if (engine_) engine_->SetRef(true);
+    if (engine()) engine()->SetRef(true);
     return info.Env().Undefined();
   }
   Napi::Value Unref(const Napi::CallbackInfo& info) {
-    if (engine_) engine_->SetRef(false);
+    if (engine()) engine()->SetRef(false);
     return info.Env().Undefined();
   }
   Napi::Value DispatchPending(const Napi::CallbackInfo& info) {
-    if (engine_) {
+    if (engine()) {
       js_depth_++;
-      engine_->DispatchPending();
+      engine()->DispatchPending();
       js_depth_--;
     }
     return info.Env().Undefined();
@@ -243,33 +260,29 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value RunOnce(const Napi::CallbackInfo& info) {
     if (!Check(info)) return info.Env().Undefined();
     js_depth_++;
-    engine_->RunOnce(info[0].As<Napi::Number>().Int32Value());
+    engine()->RunOnce(info[0].As<Napi::Number>().Int32Value());
     js_depth_--;
     return info.Env().Undefined();
   }
   Napi::Value Shutdown(const Napi::CallbackInfo& info) {
-    if (engine_) {
+    if (engine()) {
       js_depth_++;
-      engine_->Shutdown();
+      engine()->Shutdown();
       js_depth_--;
     }
     return info.Env().Undefined();
   }
   Napi::Value CloseHandles(const Napi::CallbackInfo& info) {
-    if (engine_) {
-      engine_->dispatch = nullptr;
-      engine_->CloseHandles(nullptr);
-      engine_.reset();
-    }
+    Teardown();
     return info.Env().Undefined();
   }
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    if (!engine_) return o;
-    const EngineStats& s = engine_->stats();
-    o.Set("connections", Napi::Number::New(env, static_cast<double>(engine_->connection_count())));
-    o.Set("listeners", Napi::Number::New(env, static_cast<double>(engine_->listener_count())));
+    if (!engine()) return o;
+    const EngineStats& s = engine()->stats();
+    o.Set("connections", Napi::Number::New(env, static_cast<double>(engine()->connection_count())));
+    o.Set("listeners", Napi::Number::New(env, static_cast<double>(engine()->listener_count())));
     o.Set("accepted", Napi::Number::New(env, static_cast<double>(s.accepted)));
     o.Set("closed", Napi::Number::New(env, static_cast<double>(s.closed)));
     o.Set("bytesRead", Napi::Number::New(env, static_cast<double>(s.bytes_read)));
@@ -280,15 +293,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return o;
   }
 
-  // Declared before engine_ so they outlive it (members die in reverse order).
+  // Released only after ~EngineWrap's body has stopped the engine that points into them.
   Napi::FunctionReference dispatch_;
   Napi::Reference<Napi::Int32Array> events_ref_;
   Napi::Reference<Napi::Uint8Array> arena_ref_;
   std::unique_ptr<Napi::AsyncContext> async_ctx_;
-  napi_env env_ = nullptr;
-  bool hook_added_ = false;
   int js_depth_ = 0;
-  std::unique_ptr<Engine> engine_;
+  Lifetime* lifetime_ = nullptr;  // owned by itself: freed when the handles are closed
 };
 
 }  // namespace
