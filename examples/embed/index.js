@@ -37,9 +37,10 @@ let opts;
 try {
   opts = parseArgs(process.argv.slice(2), {
     backend: 'auto', host: '127.0.0.1', 'http-port': 8080, 'ingest-port': 9999, 'query-port': 9998,
-    capacity: 200000, report: 5, load: 0, 'load-connections': 50,
+    capacity: 200000, report: 5, load: 0, 'load-connections': 50, port: -1,
   });
   // --port is accepted as an alias of --http-port, like the other examples.
+  if (opts.port !== -1) opts['http-port'] = opts.port;
   for (const k of ['http-port', 'ingest-port', 'query-port']) {
     if (!Number.isInteger(opts[k]) || opts[k] < 0 || opts[k] > 65535) throw new Error(`--${k} must be 0..65535`);
   }
@@ -48,7 +49,7 @@ try {
   process.exit(2);
 }
 if (opts.help) {
-  console.log('usage: node examples/embed [--backend auto] [--host 127.0.0.1] [--http-port 8080] [--ingest-port 9999]\n' +
+  console.log('usage: node examples/embed [--backend auto] [--host 127.0.0.1] [--http-port|--port 8080] [--ingest-port 9999]\n' +
     '                           [--query-port 9998] [--capacity 200000] [--report 5] [--load N] [--load-connections 50]');
   process.exit(0);
 }
