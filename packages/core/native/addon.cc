@@ -128,20 +128,26 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Engine* engine() const { return lifetime_ ? lifetime_->engine.get() : nullptr; }
 
   void CallDispatch() {
-    Napi::Env env = Env();
-    if (env.IsExceptionPending()) return;
-    Napi::HandleScope scope(env);
+    napi_env env = Env();
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return;
+    Napi::HandleScope scope(Env());
+    napi_value fn = dispatch_.Value();
+    napi_value recv = Value();
+    napi_value result;
+    // Raw calls: while a worker is being terminated JS can no longer run and these
+    // fail; that must not turn into a fatal error from inside a libuv callback.
     if (js_depth_ > 0) {
       // Called synchronously from JS (dispatchPending/runOnce): a plain call; an
       // exception propagates to that caller.
-      dispatch_.Call(Value(), {});
+      napi_call_function(env, recv, fn, 0, nullptr, &result);
       return;
     }
     // From a libuv callback: MakeCallback so microtasks and nextTick run after it.
-    dispatch_.MakeCallback(Value(), {}, *async_ctx_);
-    if (env.IsExceptionPending()) {
-      Napi::Error e = env.GetAndClearPendingException();
-      napi_fatal_exception(env, e.Value());
+    napi_status st = napi_make_callback(env, *async_ctx_, recv, fn, 0, nullptr, &result);
+    if (st == napi_pending_exception || (napi_is_exception_pending(env, &pending) == napi_ok && pending)) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
     }
   }
 
