@@ -18,12 +18,22 @@ class WriteQueue {
   size_t size() const { return bytes_; }
   bool empty() const { return bytes_ == 0; }
 
-  // Copies data; false when out of memory.
+  // Copies data; false when out of memory. Small writes are packed into the tail
+  // chunk, so a burst of tiny writes becomes a few large iovecs (one sendmsg or one
+  // io_uring send moves them all) instead of one malloc and one iovec each.
   bool Append(const char* data, size_t len) {
     if (len == 0) return true;
-    Chunk* c = static_cast<Chunk*>(std::malloc(sizeof(Chunk) + len));
+    if (tail_ && tail_->cap - tail_->len >= len) {
+      std::memcpy(tail_->data + tail_->len, data, len);
+      tail_->len += len;
+      bytes_ += len;
+      return true;
+    }
+    size_t cap = len < kMinChunk ? kMinChunk : len;
+    Chunk* c = static_cast<Chunk*>(std::malloc(sizeof(Chunk) + cap));
     if (!c) return false;
     c->next = nullptr;
+    c->cap = cap;
     c->len = len;
     c->off = 0;
     std::memcpy(c->data, data, len);
@@ -64,9 +74,11 @@ class WriteQueue {
   }
 
  private:
+  static constexpr size_t kMinChunk = 16 * 1024;
   struct Chunk {
     Chunk* next;
-    size_t len;
+    size_t cap;  // bytes allocated for data
+    size_t len;  // bytes filled (data[off, len) is still to send)
     size_t off;
     char data[1];
   };

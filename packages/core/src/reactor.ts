@@ -85,6 +85,9 @@ class ConnectionImpl implements Connection {
     const a = this.address();
     return a ? (a[2] === 6 ? 'IPv6' : 'IPv4') : undefined;
   }
+  get writable(): boolean {
+    return !this.closed && !this.ended;
+  }
   get bufferedAmount(): number {
     return this.closed || this.id <= 0 ? 0 : this.engine.queued(this.id);
   }

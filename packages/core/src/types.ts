@@ -39,6 +39,8 @@ export interface Connection {
    *  closes the connection with this error. */
   readonly openError: Error | undefined;
   readonly closed: boolean;
+  /** false once closed or after end(): write() would throw. */
+  readonly writable: boolean;
   readonly paused: boolean;
   /** Bytes queued natively, not yet accepted by the kernel. */
   readonly bufferedAmount: number;

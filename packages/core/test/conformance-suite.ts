@@ -174,6 +174,7 @@ export function runConformance(label: string, load: () => BackendModule, loadExp
       const p = await peer(l.port);
       p.socket.destroy();
       await waitFor(() => closedConn !== undefined, 5000, 'onClose');
+      expect(closedConn!.writable).to.equal(false);
       expect(() => closedConn!.write('late')).to.throw(/write after close/).with.property('code', 'ERR_LOGCASTER_CLOSED');
       // end/destroy/pause after close are harmless no-ops
       closedConn!.end();
