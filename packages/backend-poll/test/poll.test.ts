@@ -3,35 +3,20 @@
 // under churn, and an idle helper thread that really sleeps.
 import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 
 import { createReactor, type Reactor } from '@logcaster/core';
+import { peer, waitFor } from '@logcaster/core/dist/test/support/net';
 
 interface Client {
   socket: Socket;
   text(): string;
-  closed: Promise<void>;
+  closed: Promise<boolean>;
 }
 
-function client(port: number): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const socket = connect({ port, host: '127.0.0.1' });
-    const closed = new Promise<void>((r) => socket.once('close', () => r()));
-    socket.setEncoding('utf8');
-    socket.on('data', (d: string) => (buf += d));
-    socket.on('error', () => {});
-    socket.once('connect', () => resolve({ socket, text: () => buf, closed }));
-    socket.once('error', reject);
-  });
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+async function client(port: number): Promise<Client> {
+  const p = await peer(port);
+  return { socket: p.socket, text: () => p.received().toString(), closed: p.closed };
 }
 
 describe('poll backend', function () {

@@ -87,3 +87,23 @@ export function testPrebuiltInstall(packageDir: string): PrebuiltInstallResult {
     rmSync(root, { recursive: true, force: true });
   }
 }
+
+/** The packaging test every backend package runs (see testPrebuiltInstall). */
+export function describePrebuiltInstall(packageDir: string, backendName: string): void {
+  describe(`@logcaster/backend-${backendName} packaging`, function () {
+    this.timeout(300000);
+    it('installs from its packed tarball with no compiler on PATH, loads, and serves when supported', function () {
+      // Imported lazily so mocha's require of this file stays cheap.
+      const { expect } = require('chai') as typeof import('chai');
+      const result = testPrebuiltInstall(packageDir);
+      expect(result.prebuilds.some((f) => f.endsWith('.node')), 'npm run prebuild produced an addon').to.equal(true);
+      expect(result.loaded.name).to.equal(backendName);
+      if (result.loaded.supported) {
+        expect(result.echoed).to.equal('prebuilt');
+      } else {
+        console.log(`      (${backendName} unsupported here: ${result.loaded.reason}; loading was the test)`);
+        expect(result.loaded.reason).to.not.equal('');
+      }
+    });
+  });
+}
