@@ -1,5 +1,7 @@
 #include "iouring_driver.h"
 
+#include "posix_util.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -39,11 +41,6 @@ constexpr size_t kHeldLimit = 256 * 1024;  // held bytes before the recv is canc
 constexpr int kDrainTimeoutMs = 10000;
 constexpr size_t kBatchSendMax = 16 * 1024;  // larger writes are sent directly
 
-uint64_t MonoMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 uint32_t PollMask(uint32_t events) {
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__

@@ -1,5 +1,7 @@
 #include "select_poller.h"
 
+#include "posix_util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/time.h>
@@ -14,34 +16,6 @@ namespace {
 
 constexpr uint8_t kRegistered = 0x80;  // interest_[fd]: fd is known (interest may be 0)
 
-int MakeWakePipe(int fds[2]) {
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
-  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
-#else
-  if (pipe(fds) < 0) return -errno;
-  for (int i = 0; i < 2; ++i) {
-    if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0 || fcntl(fds[i], F_SETFL, O_NONBLOCK) < 0) {
-      int e = errno;
-      close(fds[0]);
-      close(fds[1]);
-      return -e;
-    }
-  }
-#endif
-  return 0;
-}
-
-void DrainPipe(int fd) {
-  char buf[64];
-  while (read(fd, buf, sizeof buf) > 0) {
-  }
-}
-
-uint64_t MonoMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 }  // namespace
 
