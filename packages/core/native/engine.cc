@@ -434,7 +434,10 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
   if (c->end_requested) return -EPIPE;
   size_t off = 0;
   bool full = false;
-  if (c->wq.empty() && !c->connecting) {
+  // A non-empty queue means the kernel is already full (writability armed) or a send
+  // is in flight: append only — trying the socket again would be a wasted syscall.
+  const bool was_empty = c->wq.empty();
+  if (was_empty && !c->connecting) {
     long n = driver_->TrySendDirect(c, data, len);
     if (n < 0) {
       Fail(c, static_cast<int>(-n), kPhaseWrite);
@@ -450,7 +453,7 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
       Fail(c, ENOMEM, kPhaseWrite);
       return -ENOMEM;
     }
-    if (!c->connecting) driver_->Flush(c, full);
+    if (was_empty && !c->connecting) driver_->Flush(c, full);
   }
   if (c->wq.size() < opts_.high_water_mark) return 1;
   c->need_drain = true;
