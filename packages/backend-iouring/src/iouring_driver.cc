@@ -284,6 +284,18 @@ bool IoUringDriver::Harvest(int timeout_ms) {
 
 void IoUringDriver::EndTurn() {
   in_turn_ = false;
+  if (!send_ready_.empty()) {
+    std::vector<int32_t> list;
+    list.swap(send_ready_);
+    for (int32_t id : list) {
+      Conn* c = engine_->Lookup(id);
+      if (!c) continue;
+      ConnState* s = State(c);
+      if (!s) continue;
+      s->send_listed = false;
+      if (!c->closing && !c->connecting && !s->send_inflight && !c->wq.empty()) StartSend(c, s);
+    }
+  }
   SubmitNow();
   // Held bytes became deliverable during the dispatch (resume, arena full): no
   // kernel event will announce them, so make sure another turn runs.
@@ -517,7 +529,7 @@ void IoUringDriver::OnSendCqe(Conn* c, const io_uring_cqe& cqe) {
     engine_->Fail(c, cqe.res < 0 ? -cqe.res : EPIPE, kPhaseWrite);
   }
   if (c->id != id) return;
-  if (!c->closing && !c->wq.empty()) StartSend(c, s);
+  if (!c->closing && !c->wq.empty()) RequestSend(c, s);
   MaybeRelease(c);
 }
 
@@ -643,8 +655,19 @@ long IoUringDriver::TrySendDirect(Conn* c, const char* data, size_t len) {
 void IoUringDriver::Flush(Conn* c, bool) {
   ConnState* s = State(c);
   if (!s || c->closing || c->connecting || s->send_inflight || c->wq.empty()) return;
-  StartSend(c, s);
-  SubmitIfIdle();
+  RequestSend(c, s);
+}
+
+void IoUringDriver::RequestSend(Conn* c, ConnState* s) {
+  if (!in_turn_) {
+    StartSend(c, s);
+    SubmitNow();
+    return;
+  }
+  if (!s->send_listed) {
+    s->send_listed = true;
+    send_ready_.push_back(c->id);
+  }
 }
 
 void IoUringDriver::CloseConn(Conn* c) {

@@ -52,6 +52,7 @@ class IoUringDriver final : public IoDriver {
     bool send_inflight = false;     // one SEND/SENDMSG outstanding
     bool connect_inflight = false;  // POLL_ADD(POLLOUT) waiting for connect()
     bool in_ready = false;          // listed in held_ready_
+    bool send_listed = false;       // listed in send_ready_ (send built at EndTurn)
     bool held_eof = false;          // EOF seen behind held bytes
     int held_err = 0;               // error seen behind held bytes
     uint64_t data_batch = 0;        // batch (engine dispatch count + 1) of its last DATA
@@ -60,7 +61,7 @@ class IoUringDriver final : public IoDriver {
     struct msghdr msg;
     std::unique_ptr<struct iovec[]> iov;
     void Reset() {
-      recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = false;
+      recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = send_listed = false;
       held_err = 0;
       data_batch = 0;
       held.clear();
@@ -94,6 +95,9 @@ class IoUringDriver final : public IoDriver {
   void ArmRecv(Conn* c, ConnState* s);
   void ArmWake();
   void StartSend(Conn* c, ConnState* s);
+  // Start a send now, or — inside a turn — at EndTurn, so the SEND covers every write
+  // the dispatch queued after this one, not just the bytes queued so far.
+  void RequestSend(Conn* c, ConnState* s);
   void Cancel(uint64_t user_data);
   void MaybeRelease(Conn* c);
   void SubmitNow();
@@ -112,6 +116,7 @@ class IoUringDriver final : public IoDriver {
   std::vector<std::unique_ptr<ConnState>> conns_;  // by engine slot
   std::vector<ListenerState> listeners_;           // by listener id (never reused)
   std::vector<int32_t> held_ready_;                // conns with deliverable held bytes
+  std::vector<int32_t> send_ready_;                // conns whose send is built at EndTurn
 };
 
 }  // namespace logcaster
