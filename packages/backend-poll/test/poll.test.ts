@@ -3,27 +3,15 @@
 // under churn, and an idle helper thread that really sleeps.
 import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
-import type { Socket } from 'node:net';
 
 import { createReactor, type Reactor } from '@logcaster/core';
-import { peer, waitFor } from '@logcaster/core/dist/test/support/net';
-
-interface Client {
-  socket: Socket;
-  text(): string;
-  closed: Promise<boolean>;
-}
-
-async function client(port: number): Promise<Client> {
-  const p = await peer(port);
-  return { socket: p.socket, text: () => p.received().toString(), closed: p.closed };
-}
+import { peer, waitFor, type Peer } from '@logcaster/core/dist/test/support/net';
 
 describe('poll backend', function () {
   this.timeout(30000);
   let reactor: Reactor | undefined;
   const filler: number[] = [];
-  const clients: Client[] = [];
+  const clients: Peer[] = [];
 
   afterEach(async () => {
     for (const c of clients.splice(0)) c.socket.destroy();
@@ -46,7 +34,7 @@ describe('poll backend', function () {
       console.log(`      skipped: cannot open descriptors past 1100 here (${(err as Error).message})`);
       this.skip();
     }
-    for (let i = 0; i < 20; i++) clients.push(await client(l.port));
+    for (let i = 0; i < 20; i++) clients.push(await peer(l.port));
     clients.forEach((c, i) => c.socket.write(`high ${i}`));
     await waitFor(() => clients.every((c, i) => c.text() === `high ${i}`), 5000, 'echoes on high descriptors');
   });
@@ -54,7 +42,7 @@ describe('poll backend', function () {
   it('keeps the right connections watched while others come and go in any order', async () => {
     const r = (reactor = createReactor({ backend: 'poll' }));
     const l = r.listen({ port: 0 }, { onData: (c, d) => void c.write(d) });
-    const live: Client[] = [];
+    const live: Peer[] = [];
     let seed = 12345;
     const rand = (n: number): number => {
       seed = (seed * 1103515245 + 12345) >>> 0;
@@ -62,7 +50,7 @@ describe('poll backend', function () {
     };
     // Churn: removals from the middle move the last pollfd entry into the hole.
     for (let round = 0; round < 6; round++) {
-      for (let i = 0; i < 40; i++) live.push(await client(l.port));
+      for (let i = 0; i < 40; i++) live.push(await peer(l.port));
       for (let i = 0; i < 25; i++) {
         const [gone] = live.splice(rand(live.length), 1);
         gone!.socket.destroy();
@@ -78,7 +66,7 @@ describe('poll backend', function () {
   it('uses no CPU while idle (the helper thread blocks in poll)', async () => {
     const r = (reactor = createReactor({ backend: 'poll' }));
     const l = r.listen({ port: 0 }, { onData: (c, d) => void c.write(d) });
-    for (let i = 0; i < 50; i++) clients.push(await client(l.port));
+    for (let i = 0; i < 50; i++) clients.push(await peer(l.port));
     await waitFor(() => r.stats().connections === 50, 5000, '50 accepts');
     const t0 = process.cpuUsage();
     await new Promise((res) => setTimeout(res, 1000));

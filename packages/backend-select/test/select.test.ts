@@ -3,27 +3,15 @@
 // keep being served) and an idle helper thread that really sleeps.
 import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
-import type { Socket } from 'node:net';
 
 import { createReactor, type Connection, type Reactor } from '@logcaster/core';
-import { peer, waitFor } from '@logcaster/core/dist/test/support/net';
-
-interface Client {
-  socket: Socket;
-  text(): string;
-  closed: Promise<boolean>;
-}
-
-async function client(port: number): Promise<Client> {
-  const p = await peer(port);
-  return { socket: p.socket, text: () => p.received().toString(), closed: p.closed };
-}
+import { peer, waitFor, type Peer } from '@logcaster/core/dist/test/support/net';
 
 describe('select backend', function () {
   this.timeout(30000);
   let reactor: Reactor | undefined;
   const filler: number[] = [];
-  const clients: Client[] = [];
+  const clients: Peer[] = [];
 
   afterEach(async () => {
     for (const c of clients.splice(0)) c.socket.destroy();
@@ -49,7 +37,7 @@ describe('select backend', function () {
     });
 
     // A connection accepted while descriptors are still low.
-    const a = await client(l.port);
+    const a = await peer(l.port);
     clients.push(a);
     a.socket.write('before\n');
     await waitFor(() => a.text() === 'before\n', 5000, 'echo before');
@@ -67,7 +55,7 @@ describe('select backend', function () {
       this.skip();
     }
 
-    const b = await client(l.port);
+    const b = await peer(l.port);
     clients.push(b);
     await b.closed;
     expect(refused).to.have.length(1);
@@ -83,7 +71,7 @@ describe('select backend', function () {
 
     // Once descriptors are free again, new connections are watched normally.
     for (const fd of filler.splice(0)) closeSync(fd);
-    const c = await client(l.port);
+    const c = await peer(l.port);
     clients.push(c);
     c.socket.write('again\n');
     await waitFor(() => c.text() === 'again\n', 5000, 'echo on a low descriptor again');
@@ -93,7 +81,7 @@ describe('select backend', function () {
   it('uses no CPU while idle (the helper thread blocks in select)', async () => {
     const r = (reactor = createReactor({ backend: 'select' }));
     const l = r.listen({ port: 0 }, { onData: (c, d) => void c.write(d) });
-    for (let i = 0; i < 50; i++) clients.push(await client(l.port));
+    for (let i = 0; i < 50; i++) clients.push(await peer(l.port));
     await waitFor(() => r.stats().connections === 50, 5000, '50 accepts');
     const t0 = process.cpuUsage();
     await new Promise((res) => setTimeout(res, 1000));

@@ -22,6 +22,8 @@ export function openFds(): number {
 export interface Peer {
   socket: Socket;
   received(): Buffer;
+  /** received() as UTF-8 text */
+  text(): string;
   ended: Promise<void>;
   closed: Promise<boolean>;
 }
@@ -41,6 +43,7 @@ export function peer(port: number, host = '127.0.0.1', allowHalfOpen = false): P
       resolve({
         socket,
         received: () => Buffer.concat(chunks),
+        text: () => Buffer.concat(chunks).toString(),
         ended,
         closed,
       }),
