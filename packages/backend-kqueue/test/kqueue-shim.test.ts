@@ -3,7 +3,7 @@
 // conformance suite. Reported as "kqueue (via epoll shim)": it checks our use of the
 // kqueue API, not a kernel's kqueue (that runs in .github/workflows/kqueue.yml).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { runConformance } from '@logcaster/core/dist/test/conformance-suite';
@@ -13,10 +13,22 @@ const pkgDir = join(__dirname, '..', '..');
 const shimDir = join(pkgDir, 'test', 'shim');
 const addon = join(shimDir, 'build', 'Release', 'logcaster_kqueue_shim.node');
 
-/** Build the shim addon if it is missing; returns why it cannot be used, or ''. */
+/** Newest modification time of the sources the shim addon is compiled from. */
+function newestSource(): number {
+  const dirs = [join(pkgDir, 'src'), shimDir, join(pkgDir, '..', 'core', 'native')];
+  let newest = 0;
+  for (const dir of dirs) {
+    for (const f of readdirSync(dir)) {
+      if (/\.(cc|h|gypi?)$/.test(f)) newest = Math.max(newest, statSync(join(dir, f)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+/** Build the shim addon if it is missing or older than its sources; returns why it cannot be used, or ''. */
 function ensureShimBuilt(): string {
   if (process.platform !== 'linux') return `the epoll shim is for Linux; ${process.platform} has real kqueue`;
-  if (existsSync(addon)) return '';
+  if (existsSync(addon) && statSync(addon).mtimeMs >= newestSource()) return '';
   const r = spawnSync('npx', ['node-gyp', 'rebuild', '--directory', shimDir], {
     cwd: pkgDir,
     encoding: 'utf8',

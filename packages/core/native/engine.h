@@ -34,6 +34,10 @@ enum EventKind : int32_t {
 enum ClosePhase : int32_t { kPhaseNone = 0, kPhaseConnect = 1, kPhaseRead = 2, kPhaseWrite = 3, kPhaseWatch = 4 };
 constexpr int kEventHeader = 4;
 constexpr int kEventInts = 4;
+// Largest single delivery to a handler (one recv call of a readiness backend, one
+// DATA event of a completion backend): a fast sender cannot take a whole batch's
+// arena, and every backend hands input over at the same granularity.
+constexpr size_t kMaxReadPerBatch = 64 * 1024;
 
 // Connection ids: slot index in the low 20 bits, generation above, so a stale id
 // (or a stale poller token) never reaches a recycled slot.
@@ -130,6 +134,7 @@ class Engine {
   // Blocking mode: one turn that may block up to timeout_ms in the kernel.
   void RunOnce(int timeout_ms);
   const EngineStats& stats() const { return stats_; }
+  const IoDriver& driver() const { return *driver_; }
   size_t connection_count() const { return live_conns_; }
   size_t listener_count() const { return live_listeners_; }
   const EngineOptions& options() const { return opts_; }

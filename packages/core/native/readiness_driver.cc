@@ -13,7 +13,6 @@ namespace {
 constexpr uint64_t kListenerBit = 1ull << 63;
 constexpr size_t kWaitBatch = 1024;
 constexpr int kAcceptsPerEvent = 64;  // fairness between new and existing connections
-constexpr size_t kMaxReadPerCall = 64 * 1024;
 constexpr int kMaxIov = 64;
 #ifdef MSG_NOSIGNAL
 constexpr int kSendFlags = MSG_NOSIGNAL;
@@ -48,7 +47,11 @@ bool ReadinessDriver::Harvest(int timeout_ms) {
       if (Listener* l = engine_->LookupListener(id)) { l->accept_pending = false; AcceptReady(l); }
     }
     for (int32_t id : conns) {
-      if (Conn* c = engine_->Lookup(id)) { c->read_pending = false; ReadReady(c, kHangup); }
+      Conn* c = engine_->Lookup(id);
+      if (!c) continue;
+      c->read_pending = false;
+      // Paused since it was listed: resume lists it again.
+      if (!c->closing && Engine::WantsRead(c)) ReadReady(c, kHangup);
     }
     timeout_ms = 0;
   }
@@ -109,9 +112,14 @@ void ReadinessDriver::AcceptReady(Listener* l) {
 }
 
 // Level-triggered: one recv per readiness report (fair; the kernel reports again).
-// Edge-triggered: read until EAGAIN — except that a short read with no hang-up
-// reported means the buffer is drained and new data will raise a new edge.
+// Edge-triggered: the edge is not repeated, so keep reading while more may wait —
+// but at most kMaxReadPerBatch per batch, like level-triggered: a connection still
+// full after that is read again next round (read_pending_), so a flood on one
+// connection neither takes the whole batch nor arrives in one multi-megabyte gulp.
+// A short read with no hang-up reported means the buffer is drained and new data
+// will raise a new edge.
 void ReadinessDriver::ReadReady(Conn* c, uint32_t events) {
+  size_t got = 0;
   for (;;) {
     size_t avail = 0;
     char* buf = engine_->ReadSpace(&avail);
@@ -120,13 +128,18 @@ void ReadinessDriver::ReadReady(Conn* c, uint32_t events) {
       if (edge_ && !c->read_pending) { c->read_pending = true; read_pending_.push_back(c->id); }
       return;
     }
-    size_t want = avail < kMaxReadPerCall ? avail : kMaxReadPerCall;
+    size_t want = avail < kMaxReadPerBatch ? avail : kMaxReadPerBatch;
     ssize_t n = recv(c->fd, buf, want, 0);
     if (n > 0) {
       engine_->CommitRead(c, static_cast<size_t>(n));
       if (!edge_) return;
       if (static_cast<size_t>(n) < want && !(events & (kHangup | kError))) return;
       if (!Engine::WantsRead(c)) return;
+      got += static_cast<size_t>(n);
+      if (got >= kMaxReadPerBatch) {
+        if (!c->read_pending) { c->read_pending = true; read_pending_.push_back(c->id); }
+        return;
+      }
       continue;
     }
     if (n == 0) { engine_->OnPeerEnd(c); return; }

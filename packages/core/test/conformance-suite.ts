@@ -216,6 +216,37 @@ export function runConformance(label: string, load: () => BackendModule, loadExp
       expect(p.received().length).to.equal(written);
     });
 
+    it('relays a fast input to a reading peer without queueing it (write() is false only when the kernel refuses)', async () => {
+      // A floods 8 MiB; every chunk is forwarded to B in 900-byte writes. B reads as
+      // fast as it can, so the kernel takes the bytes and the queue to B stays small.
+      // A backend that delivers whole floods per turn, or that holds small writes back
+      // for a later submission, queues megabytes here and reports backpressure the
+      // peer never caused.
+      const payload = pattern(8 << 20, 11);
+      let out: Connection | undefined;
+      let maxQueued = 0;
+      const l = reactor.listen({ port: 0 }, {
+        onOpen(conn) {
+          if (!out) out = conn;
+        },
+        onData(conn, data) {
+          if (conn === out) return;
+          for (let o = 0; o < data.length; o += 900) out!.write(data.subarray(o, Math.min(o + 900, data.length)));
+          maxQueued = Math.max(maxQueued, out!.bufferedAmount);
+        },
+        onEnd(conn) {
+          if (conn !== out) out!.end();
+        },
+      });
+      const b = await peer(l.port);
+      await waitFor(() => out !== undefined, 5000, 'the output connection');
+      const a = await peer(l.port);
+      a.socket.end(payload);
+      await b.ended;
+      expect(b.received().equals(payload), 'relayed bytes').to.equal(true);
+      expect(maxQueued, 'largest queue towards the reading peer').to.be.lessThan(1 << 20);
+    });
+
     it('pauses and resumes reading', async () => {
       let received = '';
       let connRef: Connection | undefined;
