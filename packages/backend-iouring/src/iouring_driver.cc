@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -34,7 +35,12 @@ constexpr unsigned kSqEntries = 4096;
 constexpr unsigned kCqEntries = 65536;
 constexpr unsigned kCqEntriesSmall = 16384;
 constexpr uint16_t kBufGroup = 0;
-constexpr unsigned kBufCount = 4096;  // power of two
+// Receive buffers. Incremental mode: 128 x 64 KiB (8 MiB of address space, touched
+// only as far as bytes actually arrive; a 64-byte message uses 64 bytes). Classic
+// mode (kernels before 6.12): every completion takes a whole buffer, so many small ones.
+constexpr unsigned kIncBufCount = 128;  // powers of two
+constexpr unsigned kIncBufSize = 64 * 1024;
+constexpr unsigned kBufCount = 4096;
 constexpr unsigned kBufSize = 4096;
 constexpr int kMaxIov = 64;
 constexpr size_t kHeldLimit = 256 * 1024;  // held bytes before the recv is cancelled
@@ -148,7 +154,12 @@ int IoUringDriver::Init(Engine* engine, std::string* err) {
   if (r == -EINVAL) r = ring_.Open(kSqEntries, kCqEntries, base, err);
   if (r == -EINVAL || r == -ENOMEM) r = ring_.Open(kSqEntries, kCqEntriesSmall, base, err);
   if (r < 0) return r;
-  r = bufs_.Open(&ring_, kBufGroup, kBufCount, kBufSize, err);
+  // LOGCASTER_IOURING_CLASSIC_BUFFERS=1 forces the pre-6.12 buffer mode (tests).
+  const char* classic_env = getenv("LOGCASTER_IOURING_CLASSIC_BUFFERS");
+  const bool classic = classic_env && *classic_env == '1';
+  r = classic ? -EINVAL : bufs_.Open(&ring_, kBufGroup, kIncBufCount, kIncBufSize, true, err);
+  if (r == 0 && !bufs_.incremental()) bufs_.Close();
+  if (classic || (r == 0 && !bufs_.incremental())) r = bufs_.Open(&ring_, kBufGroup, kBufCount, kBufSize, false, err);
   if (r < 0) {
     ring_.Close();
     return r;
@@ -224,7 +235,7 @@ void IoUringDriver::ArmAccept(int32_t lid) {
 }
 
 void IoUringDriver::ArmRecv(Conn* c, ConnState* st) {
-  if (st->recv_armed) return;
+  if (st->recv_armed || st->starved) return;
   io_uring_sqe* s = ring_.Sqe();
   s->opcode = IORING_OP_RECV;
   s->fd = c->fd;
@@ -296,15 +307,35 @@ void IoUringDriver::EndTurn() {
       if (!c->closing && !c->connecting && !s->send_inflight && !c->wq.empty()) StartSend(c, s);
     }
   }
+  RearmStarved();
   SubmitNow();
   // Held bytes became deliverable during the dispatch (resume, arena full): no
   // kernel event will announce them, so make sure another turn runs.
   if (!held_ready_.empty()) Wake();
 }
 
+void IoUringDriver::RearmStarved() {
+  const unsigned recycled = bufs_.TakeRecycledCount();
+  if (starved_.empty()) return;
+  // Only once buffers came back (or no completion can be holding any): re-arming
+  // into an empty pool would just earn another ENOBUFS per connection.
+  if (recycled == 0 && !ring_.CqEmpty()) return;
+  std::vector<int32_t> list;
+  list.swap(starved_);
+  for (int32_t id : list) {
+    Conn* c = engine_->Lookup(id);
+    if (!c || !c->driver_data) continue;
+    ConnState* s = State(c);
+    s->starved = false;
+    if (!c->closing && Engine::WantsRead(c) && !s->HasHeld()) ArmRecv(c, s);
+  }
+}
+
 size_t IoUringDriver::Reap(bool ignore_batch) {
+  // At most the CQEs present now: handlers may submit (a full SQ is flushed at once)
+  // and completions posted meanwhile belong to the next turn, so a turn always ends.
   size_t n = 0;
-  while (ignore_batch || !engine_->BatchFull()) {
+  for (unsigned left = ring_.CqReady(); left > 0 && (ignore_batch || !engine_->BatchFull()); --left) {
     io_uring_cqe* p = ring_.Peek();
     if (!p) break;
     io_uring_cqe cqe = *p;
@@ -339,8 +370,8 @@ void IoUringDriver::Handle(const io_uring_cqe& cqe) {
   }
   Conn* c = engine_->Lookup(id);
   if (!c || !c->driver_data) {
-    // Cannot happen (slots are held until their last completion); keep the buffer.
-    if (cqe.flags & IORING_CQE_F_BUFFER) bufs_.Recycle(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    // Cannot happen (slots are held until their last completion); account the buffer.
+    if (cqe.flags & IORING_CQE_F_BUFFER) bufs_.Take(cqe.flags >> IORING_CQE_BUFFER_SHIFT, cqe.res > 0 ? cqe.res : 0);
     return;
   }
   if (kind == kOpRecv) OnRecvCqe(c, cqe);
@@ -376,8 +407,8 @@ void IoUringDriver::OnAcceptCqe(int32_t lid, const io_uring_cqe& cqe) {
 }
 
 void IoUringDriver::Hold(Conn* c, ConnState* s, const char* data, size_t len) {
-  if (s->held_off == s->held.size()) {
-    s->held.clear();
+  if (s->held_off > 0 && s->held_off >= s->held.size() / 2) {
+    s->held.erase(0, s->held_off);  // delivered prefix; amortized, keeps the string bounded
     s->held_off = 0;
   }
   s->held.append(data, len);
@@ -401,20 +432,17 @@ void IoUringDriver::Deliver(Conn* c, ConnState* s, const char* data, size_t len)
     Hold(c, s, data, len);  // delivered (coalesced) in the next batch
     return;
   }
-  s->data_batch = batch;
-  while (len > 0) {
-    size_t avail = 0;
-    char* dst = engine_->ReadSpace(&avail);
-    if (!dst) {
-      Hold(c, s, data, len);  // arena full for this turn: deliver first thing next turn
-      return;
-    }
-    size_t n = len < avail ? len : avail;
-    std::memcpy(dst, data, n);
-    engine_->CommitRead(c, n);
-    data += n;
-    len -= n;
+  size_t avail = 0;
+  char* dst = engine_->ReadSpace(&avail);
+  if (!dst) {
+    Hold(c, s, data, len);  // arena full for this turn: deliver first thing next turn
+    return;
   }
+  s->data_batch = batch;
+  size_t n = std::min({len, avail, kMaxReadPerBatch});
+  std::memcpy(dst, data, n);
+  engine_->CommitRead(c, n);
+  if (n < len) Hold(c, s, data + n, len - n);
 }
 
 void IoUringDriver::DrainHeld() {
@@ -432,16 +460,20 @@ void IoUringDriver::DrainHeld() {
       continue;
     }
     const int32_t id = c->id;
-    if (s->held_off < s->held.size()) s->data_batch = CurrentBatch();
-    while (s->held_off < s->held.size()) {
+    if (s->held_off < s->held.size()) {
       size_t avail = 0;
       char* dst = engine_->ReadSpace(&avail);
-      if (!dst) break;
-      size_t n = s->held.size() - s->held_off;
-      if (n > avail) n = avail;
-      std::memcpy(dst, s->held.data() + s->held_off, n);
-      s->held_off += n;
-      engine_->CommitRead(c, n);
+      if (dst) {
+        s->data_batch = CurrentBatch();
+        size_t n = std::min({s->held.size() - s->held_off, avail, kMaxReadPerBatch});
+        std::memcpy(dst, s->held.data() + s->held_off, n);
+        s->held_off += n;
+        engine_->CommitRead(c, n);
+        if (s->held_off < s->held.size() && !engine_->BatchFull()) {
+          MarkReady(c, s);  // more than one delivery's worth: the rest next batch
+          continue;
+        }
+      }
     }
     if (s->held_off < s->held.size()) {
       // Arena full: keep this one and the rest for the next harvest.
@@ -482,9 +514,9 @@ void IoUringDriver::OnRecvCqe(Conn* c, const io_uring_cqe& cqe) {
     s->recv_cancel = false;
   }
   if (cqe.flags & IORING_CQE_F_BUFFER) {
-    unsigned bid = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
-    if (cqe.res > 0 && !c->closing) Deliver(c, s, bufs_.Buffer(bid), static_cast<size_t>(cqe.res));
-    bufs_.Recycle(bid);
+    const size_t len = cqe.res > 0 ? static_cast<size_t>(cqe.res) : 0;
+    const char* data = bufs_.Take(cqe.flags >> IORING_CQE_BUFFER_SHIFT, len);
+    if (data && len > 0 && !c->closing) Deliver(c, s, data, len);
   }
   if (c->closing) {
     if (!more) MaybeRelease(c);
@@ -507,11 +539,16 @@ void IoUringDriver::OnRecvCqe(Conn* c, const io_uring_cqe& cqe) {
         engine_->Fail(c, err, kPhaseRead);
       }
     }
-    // ENOBUFS ended the multishot: the buffers reaped in this turn are back in the
-    // ring by the time the re-armed recv is submitted (EndTurn publishes first).
+    if (err == ENOBUFS && !more && !s->starved) {
+      // The pool ran dry and ended this multishot: re-armed from EndTurn once
+      // buffers have come back, never here (that would spin on ENOBUFS).
+      s->starved = true;
+      starved_.push_back(c->id);
+      recv_starved_++;
+    }
   }
   if (c->id != id) return;  // released by a callback
-  if (!more && !c->closing && Engine::WantsRead(c) && !s->HasHeld()) ArmRecv(c, s);
+  if (!more && !s->starved && !c->closing && Engine::WantsRead(c) && !s->HasHeld()) ArmRecv(c, s);
   if (!more) MaybeRelease(c);
 }
 
@@ -652,6 +689,28 @@ long IoUringDriver::TrySendDirect(Conn* c, const char* data, size_t len) {
   }
 }
 
+long IoUringDriver::SendQueuedNow(Conn* c) {
+  // The dispatch queued a high-water mark's worth for one connection before its
+  // batched SEND could go out: move it into the socket now, as a readiness backend's
+  // direct send would have, so write() reports backpressure only when the kernel
+  // really refuses bytes. Not while a SEND is in flight: it owns the queue's head.
+  ConnState* s = State(c);
+  if (!s || send_mode_ == kSendBatched || s->send_inflight || c->closing || c->connecting) return 0;
+  struct iovec iov[kMaxIov];
+  struct msghdr msg;
+  std::memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<size_t>(c->wq.Fill(iov, kMaxIov));
+  if (msg.msg_iovlen == 0) return 0;
+  for (;;) {
+    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return -errno;
+  }
+}
+
 void IoUringDriver::Flush(Conn* c, bool) {
   ConnState* s = State(c);
   if (!s || c->closing || c->connecting || s->send_inflight || c->wq.empty()) return;
@@ -702,6 +761,12 @@ void IoUringDriver::MaybeRelease(Conn* c) {
   c->driver_data = nullptr;
   closing_--;
   engine_->ReleaseConn(c);
+}
+
+void IoUringDriver::Counters(std::vector<std::pair<const char*, double>>* out) const {
+  out->emplace_back("recvBufferBytes", static_cast<double>(bufs_.bytes()));
+  out->emplace_back("recvBuffersIncremental", bufs_.incremental() ? 1 : 0);
+  out->emplace_back("recvStarved", static_cast<double>(recv_starved_));
 }
 
 void IoUringDriver::DrainClosing() {

@@ -40,9 +40,11 @@ class IoUringDriver final : public IoDriver {
   int AddConn(Conn* c) override;
   void UpdateReading(Conn* c) override;
   long TrySendDirect(Conn* c, const char* data, size_t len) override;
+  long SendQueuedNow(Conn* c) override;
   void Flush(Conn* c, bool socket_full) override;
   void CloseConn(Conn* c) override;
   void DrainClosing() override;
+  void Counters(std::vector<std::pair<const char*, double>>* out) const override;
 
  private:
   // Per-connection state (Conn::driver_data points here), one per engine slot, reused.
@@ -53,6 +55,7 @@ class IoUringDriver final : public IoDriver {
     bool connect_inflight = false;  // POLL_ADD(POLLOUT) waiting for connect()
     bool in_ready = false;          // listed in held_ready_
     bool send_listed = false;       // listed in send_ready_ (send built at EndTurn)
+    bool starved = false;           // recv ended by ENOBUFS, listed in starved_
     bool held_eof = false;          // EOF seen behind held bytes
     int held_err = 0;               // error seen behind held bytes
     uint64_t data_batch = 0;        // batch (engine dispatch count + 1) of its last DATA
@@ -61,7 +64,7 @@ class IoUringDriver final : public IoDriver {
     struct msghdr msg;
     std::unique_ptr<struct iovec[]> iov;
     void Reset() {
-      recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = send_listed = false;
+      recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = send_listed = starved = false;
       held_err = 0;
       data_batch = 0;
       held.clear();
@@ -94,6 +97,8 @@ class IoUringDriver final : public IoDriver {
   void ArmAccept(int32_t lid);
   void ArmRecv(Conn* c, ConnState* s);
   void ArmWake();
+  // Re-arm receives that ENOBUFS ended, once the pool has buffers again.
+  void RearmStarved();
   void StartSend(Conn* c, ConnState* s);
   // Start a send now, or — inside a turn — at EndTurn, so the SEND covers every write
   // the dispatch queued after this one, not just the bytes queued so far.
@@ -113,10 +118,12 @@ class IoUringDriver final : public IoDriver {
   enum SendMode { kSendHybrid, kSendDirect, kSendBatched };
   SendMode send_mode_ = kSendHybrid;  // how TrySendDirect treats an idle connection
   size_t closing_ = 0;       // connections handed to CloseConn, not yet released
+  uint64_t recv_starved_ = 0;  // multishot recvs ended by ENOBUFS (pool ran dry)
   std::vector<std::unique_ptr<ConnState>> conns_;  // by engine slot
   std::vector<ListenerState> listeners_;           // by listener id (never reused)
   std::vector<int32_t> held_ready_;                // conns with deliverable held bytes
   std::vector<int32_t> send_ready_;                // conns whose send is built at EndTurn
+  std::vector<int32_t> starved_;                   // conns whose recv waits for buffers
 };
 
 }  // namespace logcaster

@@ -185,7 +185,8 @@ int Ring::Submit(unsigned wait_nr, int timeout_ms) {
   }
 }
 
-int BufferRing::Open(Ring* ring, uint16_t group, unsigned count, unsigned size, std::string* err) {
+int BufferRing::Open(Ring* ring, uint16_t group, unsigned count, unsigned size, bool incremental,
+                     std::string* err) {
   count_ = count;
   size_ = size;
   group_ = group;
@@ -210,33 +211,71 @@ int BufferRing::Open(Ring* ring, uint16_t group, unsigned count, unsigned size, 
     return -e;
   }
   data_ = static_cast<char*>(dm);
-  io_uring_buf_reg reg;
-  std::memset(&reg, 0, sizeof reg);
-  reg.ring_addr = reinterpret_cast<uint64_t>(ring_);
-  reg.ring_entries = count;
-  reg.bgid = group;
-  int r = SysUringRegister(ring->fd(), IORING_REGISTER_PBUF_RING, &reg, 1);
+  owner_ = ring;
+  int r = incremental ? Register(LOGCASTER_IOU_PBUF_RING_INC) : -EINVAL;
+  incremental_ = r == 0;
+  if (r == -EINVAL) r = Register(0);  // kernel before 6.12: classic buffers
   if (r < 0) {
     *err = std::string("io_uring_register(PBUF_RING): ") + std::strerror(-r);
     Close();
     return r;
   }
-  owner_ = ring;
   registered_ = true;
+  consumed_.assign(incremental_ ? count : 0, 0);
   tail_ = published_ = 0;
   for (unsigned i = 0; i < count; ++i) Recycle(i);
+  recycled_ = 0;
   Publish();
   return 0;
+}
+
+int BufferRing::Register(unsigned flags) {
+  // io_uring_buf_reg with the field that older uapi headers still call "pad".
+  struct {
+    uint64_t ring_addr;
+    uint32_t ring_entries;
+    uint16_t bgid;
+    uint16_t flags;
+    uint64_t resv[3];
+  } reg;
+  static_assert(sizeof reg == sizeof(io_uring_buf_reg), "io_uring_buf_reg layout");
+  std::memset(&reg, 0, sizeof reg);
+  reg.ring_addr = reinterpret_cast<uint64_t>(ring_);
+  reg.ring_entries = count_;
+  reg.bgid = group_;
+  reg.flags = static_cast<uint16_t>(flags);
+  return SysUringRegister(owner_->fd(), IORING_REGISTER_PBUF_RING, &reg, 1);
+}
+
+const char* BufferRing::Take(unsigned bid, size_t len) {
+  if (bid >= count_) return nullptr;
+  if (!incremental_) {
+    Recycle(bid);
+    return Buffer(bid);
+  }
+  // The kernel moves past a buffer only once every byte of it was used, so it is
+  // ours again exactly when the bytes handed out reach its size. (Counting bytes,
+  // not trusting IORING_CQE_F_BUF_MORE, also covers zero-length completions at
+  // EOF, which report the buffer without consuming any of it.)
+  uint32_t& used = consumed_[bid];
+  const char* at = Buffer(bid) + used;
+  used += static_cast<uint32_t>(len);
+  if (used >= size_) {
+    used = 0;
+    Recycle(bid);
+  }
+  return at;
 }
 
 void BufferRing::Recycle(unsigned bid) {
   // Not ring_->bufs: in C++ the uapi's __DECLARE_FLEX_ARRAY puts an empty struct
   // (size 1, not 0 as in C) before the array and shifts it by 8 bytes.
   io_uring_buf* b = reinterpret_cast<io_uring_buf*>(ring_) + (tail_ & (count_ - 1));
-  b->addr = reinterpret_cast<uint64_t>(data_ + static_cast<size_t>(bid) * size_);
+  b->addr = reinterpret_cast<uint64_t>(Buffer(bid));
   b->len = size_;
   b->bid = static_cast<uint16_t>(bid);
   tail_++;
+  recycled_++;
 }
 
 void BufferRing::Close() {

@@ -31,6 +31,9 @@
 #ifndef IORING_POLL_ADD_MULTI
 #define IORING_POLL_ADD_MULTI (1U << 0)
 #endif
+// Incrementally consumed provided buffers (Linux 6.12); the enum in newer uapi
+// headers is not visible to the preprocessor, so this one is by value.
+#define LOGCASTER_IOU_PBUF_RING_INC 2U
 
 namespace logcaster {
 
@@ -74,6 +77,7 @@ class Ring {
   }
   void Advance() { __atomic_store_n(cq_khead_, ++cq_head_, __ATOMIC_RELEASE); }
   bool CqEmpty() const { return cq_head_ == __atomic_load_n(cq_ktail_, __ATOMIC_ACQUIRE); }
+  unsigned CqReady() const { return __atomic_load_n(cq_ktail_, __ATOMIC_ACQUIRE) - cq_head_; }
 
  private:
   unsigned SqSpace() const;
@@ -106,7 +110,13 @@ class Ring {
 };
 
 // A provided-buffer ring (IORING_REGISTER_PBUF_RING): count buffers of size bytes
-// in one mapping. The kernel picks a buffer per recv completion; Recycle gives it back.
+// in one mapping, shared by every connection's multishot recv.
+//
+// Where the kernel supports it (6.12+) the ring is registered for incremental
+// consumption: a recv takes only the bytes it needs from the head buffer, so small
+// messages from thousands of connections pack densely into a few large buffers
+// (few pages touched, few buffers outstanding) instead of costing one whole buffer
+// each. Older kernels get the classic mode, one buffer per completion.
 class BufferRing {
  public:
   BufferRing() = default;
@@ -114,14 +124,25 @@ class BufferRing {
   BufferRing(const BufferRing&) = delete;
   BufferRing& operator=(const BufferRing&) = delete;
 
-  int Open(Ring* ring, uint16_t group, unsigned count, unsigned size, std::string* err);
+  // incremental: try IOU_PBUF_RING_INC first (classic mode if the kernel refuses).
+  int Open(Ring* ring, uint16_t group, unsigned count, unsigned size, bool incremental, std::string* err);
   void Close();
-  char* Buffer(unsigned bid) { return data_ + static_cast<size_t>(bid) * size_; }
-  unsigned size() const { return size_; }
-  unsigned count() const { return count_; }
+  bool incremental() const { return incremental_; }
   uint16_t group() const { return group_; }
-  // Queue buffer bid for reuse; Publish makes queued buffers visible to the kernel.
-  void Recycle(unsigned bid);
+  size_t bytes() const { return data_len_; }
+
+  // A recv completion reported len bytes in buffer bid: returns where they are and
+  // queues the buffer for reuse once the kernel is done with it (classic: always;
+  // incremental: when its last byte has been handed out). The bytes stay valid
+  // until the next Publish.
+  const char* Take(unsigned bid, size_t len);
+  // Buffers handed back since the last call (so a starved recv may be re-armed).
+  unsigned TakeRecycledCount() {
+    unsigned n = recycled_;
+    recycled_ = 0;
+    return n;
+  }
+  // Makes queued buffers visible to the kernel.
   void Publish() {
     if (tail_ != published_) {
       __atomic_store_n(&ring_->tail, tail_, __ATOMIC_RELEASE);
@@ -130,6 +151,10 @@ class BufferRing {
   }
 
  private:
+  char* Buffer(unsigned bid) { return data_ + static_cast<size_t>(bid) * size_; }
+  void Recycle(unsigned bid);
+  int Register(unsigned flags);
+
   Ring* owner_ = nullptr;
   io_uring_buf_ring* ring_ = nullptr;
   size_t ring_len_ = 0;
@@ -140,7 +165,10 @@ class BufferRing {
   uint16_t group_ = 0;
   uint16_t tail_ = 0;
   uint16_t published_ = 0;
+  unsigned recycled_ = 0;
   bool registered_ = false;
+  bool incremental_ = false;
+  std::vector<uint32_t> consumed_;  // incremental: bytes of each buffer handed out
 };
 
 }  // namespace logcaster

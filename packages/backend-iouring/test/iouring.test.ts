@@ -130,28 +130,47 @@ describe('backend-iouring: completion paths', function () {
     reactor = undefined;
   });
 
-  it('recovers when the provided-buffer ring runs dry (ENOBUFS ends multishot recv)', async () => {
-    // 48 clients x 1 MiB arrive while the JS thread is blocked: far more than the
-    // 16 MiB of provided buffers, so multishot recvs end with ENOBUFS and must be
-    // re-armed once buffers come back. Every byte must still arrive, in order.
-    reactor = createReactorWith(backend, {});
-    const got = new Map<Connection, Buffer[]>();
-    const l = reactor.listen({ port: 0 }, {
-      onOpen: (c) => void got.set(c, []),
-      onData: (c, d) => void got.get(c)!.push(Buffer.from(d)),
-      onEnd: (c) => c.write(Buffer.concat(got.get(c)!)),
+  // Both receive-buffer modes: incremental (Linux 6.12+, the default) and classic
+  // (one whole buffer per completion, what older kernels get), forced by a switch.
+  for (const mode of [{ name: 'incremental', classic: '', incremental: 1 }, { name: 'classic', classic: '1', incremental: 0 }]) {
+    it(`recovers when the provided-buffer ring runs dry (ENOBUFS ends multishot recv), ${mode.name} buffers`, async function () {
+      // 48 clients x 1 MiB arrive while the JS thread is blocked: far more than the
+      // provided buffers hold, so multishot recvs end with ENOBUFS and must be
+      // re-armed once buffers come back. Every byte must still arrive, in order.
+      const saved = process.env.LOGCASTER_IOURING_CLASSIC_BUFFERS;
+      process.env.LOGCASTER_IOURING_CLASSIC_BUFFERS = mode.classic;
+      try {
+        reactor = createReactorWith(backend, {});
+      } finally {
+        if (saved === undefined) delete process.env.LOGCASTER_IOURING_CLASSIC_BUFFERS;
+        else process.env.LOGCASTER_IOURING_CLASSIC_BUFFERS = saved;
+      }
+      const pool = reactor.stats().driver;
+      if (pool.recvBuffersIncremental !== mode.incremental) {
+        expect(mode.incremental, 'only incremental mode may be refused (kernel before 6.12)').to.equal(1);
+        this.test!.title += ' (skipped: this kernel has no incremental provided buffers)';
+        this.skip();
+      }
+      const got = new Map<Connection, Buffer[]>();
+      const l = reactor.listen({ port: 0 }, {
+        onOpen: (c) => void got.set(c, []),
+        onData: (c, d) => void got.get(c)!.push(Buffer.from(d)),
+        onEnd: (c) => c.write(Buffer.concat(got.get(c)!)),
+      });
+      const clients = await Promise.all(Array.from({ length: 48 }, () => client(l.port)));
+      const payloads = clients.map((_, i) => pattern(1 << 20, i + 1));
+      expect(payloads.length << 20, 'input exceeds the pool').to.be.greaterThan(pool.recvBufferBytes);
+      const blockUntil = Date.now() + 400;
+      clients.forEach((c, i) => c.socket.end(payloads[i]));
+      // Block our loop (the server's) while the clients' data lands in the kernel.
+      setImmediate(() => {
+        while (Date.now() < blockUntil) { /* busy: nothing is reaped meanwhile */ }
+      });
+      await waitFor(() => clients.every((c, i) => c.bytes() >= payloads[i].length), 30000, 'all echoes');
+      clients.forEach((c, i) => expect(c.received().equals(payloads[i]), `client ${i}`).to.equal(true));
+      expect(reactor.stats().driver.recvStarved, 'receives ended by ENOBUFS').to.be.greaterThan(0);
     });
-    const clients = await Promise.all(Array.from({ length: 48 }, () => client(l.port)));
-    const payloads = clients.map((_, i) => pattern(1 << 20, i + 1));
-    const blockUntil = Date.now() + 400;
-    clients.forEach((c, i) => c.socket.end(payloads[i]));
-    // Block our loop (the server's) while the clients' data lands in the kernel.
-    setImmediate(() => {
-      while (Date.now() < blockUntil) { /* busy: nothing is reaped meanwhile */ }
-    });
-    await waitFor(() => clients.every((c, i) => c.bytes() >= payloads[i].length), 30000, 'all echoes');
-    clients.forEach((c, i) => expect(c.received().equals(payloads[i]), `client ${i}`).to.equal(true));
-  });
+  }
 
   it('holds bytes that completed while paused and delivers them, in order, on resume', async () => {
     reactor = createReactorWith(backend, {});

@@ -296,6 +296,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("turns", Napi::Number::New(env, static_cast<double>(s.turns)));
     o.Set("dispatches", Napi::Number::New(env, static_cast<double>(s.dispatches)));
     o.Set("acceptPauses", Napi::Number::New(env, static_cast<double>(s.accept_pauses)));
+    std::vector<std::pair<const char*, double>> counters;
+    engine()->driver().Counters(&counters);
+    Napi::Object d = Napi::Object::New(env);
+    for (const auto& kv : counters) d.Set(kv.first, Napi::Number::New(env, kv.second));
+    o.Set("driver", d);
     return o;
   }
 

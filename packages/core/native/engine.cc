@@ -455,6 +455,18 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
     }
     if (was_empty && !c->connecting) driver_->Flush(c, full);
   }
+  if (c->wq.size() >= opts_.high_water_mark && !c->connecting) {
+    long n = driver_->SendQueuedNow(c);
+    if (n < 0) {
+      Fail(c, static_cast<int>(-n), kPhaseWrite);
+      return 1;
+    }
+    if (n > 0) {
+      c->wq.Consume(static_cast<size_t>(n));
+      stats_.bytes_written += static_cast<size_t>(n);
+      if (c->idle_timeout_ms) c->last_active_ms = NowMs();
+    }
+  }
   if (c->wq.size() < opts_.high_water_mark) return 1;
   c->need_drain = true;
   return 0;

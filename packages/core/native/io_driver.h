@@ -3,6 +3,8 @@
 // completion backends (io_uring) implement it directly with submitted operations.
 #pragma once
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace logcaster {
 
@@ -50,6 +52,11 @@ class IoDriver {
   // Returns bytes sent (0 is fine), or -errno for a fatal socket error. Completion
   // drivers that cannot send from transient memory return 0.
   virtual long TrySendDirect(Conn* c, const char* data, size_t len) = 0;
+  // The write queue just reached the high-water mark. A driver that defers sends
+  // (to batch them) may push the queue into the socket now; returns bytes sent (the
+  // engine consumes them) or -errno. Readiness drivers: a queue means the socket
+  // is full, so 0.
+  virtual long SendQueuedNow(Conn*) { return 0; }
   // The write queue is non-empty: make progress sending it, reporting with
   // Engine::OnSent; arm writability as needed. socket_full: the caller just saw
   // EAGAIN, so only arm writability (saves a syscall).
@@ -60,6 +67,9 @@ class IoDriver {
   // Engine shutdown: block until every connection handed to CloseConn has been
   // released (completion drivers wait for their cancellations here).
   virtual void DrainClosing() {}
+
+  // Mechanism-specific counters for Reactor.stats().driver (name, value).
+  virtual void Counters(std::vector<std::pair<const char*, double>>*) const {}
 };
 
 }  // namespace logcaster

@@ -449,7 +449,7 @@ class ReactorImpl implements Reactor {
   }
 
   stats(): ReactorStats {
-    const s = this.closed ? { connections: 0, listeners: 0, accepted: 0, closed: 0, bytesRead: 0, bytesWritten: 0, turns: 0, dispatches: 0, acceptPauses: 0 } : this.engine.stats();
+    const s = this.closed ? { connections: 0, listeners: 0, accepted: 0, closed: 0, bytesRead: 0, bytesWritten: 0, turns: 0, dispatches: 0, acceptPauses: 0, driver: {} } : this.engine.stats();
     return { backend: this.backend, ...s };
   }
 

@@ -95,6 +95,8 @@ export interface ReactorStats {
   turns: number;
   dispatches: number;
   acceptPauses: number;
+  /** Mechanism-specific counters (io_uring: receive-buffer pool state); {} when none. */
+  driver: Record<string, number>;
 }
 
 export interface Reactor {
