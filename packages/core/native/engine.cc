@@ -257,6 +257,7 @@ Conn* Engine::NewConn(int fd, int32_t listener_id) {
     if (slots_.size() > kSlotMask) return nullptr;
     slot = static_cast<uint32_t>(slots_.size());
     c = new Conn();
+    c->wq.UsePool(&chunk_pool_);
     slots_.push_back(c);
     slot_gen_.push_back(0);
   }

@@ -187,6 +187,7 @@ class Engine {
   size_t arena_used_ = 0;
   std::vector<int32_t> overflow_;  // events that did not fit the shared buffer
 
+  ChunkPool chunk_pool_;  // recycles write-queue chunks; outlives the Conns (deleted in ~Engine)
   std::vector<Conn*> slots_;
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> slot_gen_;  // last generation handed out per slot
