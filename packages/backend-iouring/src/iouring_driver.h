@@ -93,7 +93,7 @@ class IoUringDriver final : public IoDriver {
   // handler that pauses in onData then sees nothing more from that batch.
   uint64_t CurrentBatch() const { return engine_->stats().dispatches + 1; }
   void DrainHeld();
-  size_t Reap(bool ignore_batch);
+  size_t Reap(size_t max);
   void ArmAccept(int32_t lid);
   void ArmRecv(Conn* c, ConnState* s);
   void ArmWake();
@@ -103,6 +103,7 @@ class IoUringDriver final : public IoDriver {
   // Start a send now, or — inside a turn — at EndTurn, so the SEND covers every write
   // the dispatch queued after this one, not just the bytes queued so far.
   void RequestSend(Conn* c, ConnState* s);
+  void StartListedSends();
   void Cancel(uint64_t user_data);
   void MaybeRelease(Conn* c);
   void SubmitNow();

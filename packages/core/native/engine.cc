@@ -8,12 +8,17 @@
 #include <chrono>
 #include <cstring>
 
+#include "posix_util.h"
 #include "sockets.h"
 
 namespace logcaster {
 
 namespace {
-constexpr int kMaxRoundsPerTurn = 8;  // bound one libuv callback so Node's loop keeps turning
+// Bound one libuv callback so Node's loop keeps turning: at most this many
+// harvest+dispatch rounds, and no new round once the turn has run kTurnBudgetMs
+// (at 10,000 busy connections one round alone can take milliseconds).
+constexpr int kMaxRoundsPerTurn = 8;
+constexpr uint64_t kTurnBudgetMs = 4;
 constexpr uint64_t kTickMs = 100;    // idle-timeout sweep / accept-retry granularity
 constexpr uint64_t kAcceptRetryMs = 250;
 constexpr size_t kMinReadSpace = 2048;
@@ -131,7 +136,9 @@ void Engine::Turn() {
   stats_.turns++;
   const bool threaded = handles_->has_async;
   bool more = false;
+  const uint64_t started = MonoMs();
   for (int round = 0; round < kMaxRoundsPerTurn && !shut_down_; ++round) {
+    if (round > 0 && MonoMs() - started >= kTurnBudgetMs) break;
     bool posted = true;
     if (threaded) {
       std::lock_guard<std::mutex> lk(mu_);
