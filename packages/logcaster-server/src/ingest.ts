@@ -128,7 +128,13 @@ export class Ingest implements Handler {
     this.now = Date.now();
     this.counters.lastDataAt = this.now;
     c.timeouts = 0;
-    c.framer.push(data);
+    // One copy of the whole block into the store; its lines become offsets into it.
+    this.store.beginBlock(data, 0, data.length);
+    try {
+      c.framer.push(data);
+    } finally {
+      this.store.endBlock();
+    }
     this.finishBatch(c);
   }
 
