@@ -445,6 +445,19 @@ void IoUringDriver::MarkReady(Conn* c, ConnState* s) {
 
 void IoUringDriver::Deliver(Conn* c, ConnState* s, const char* data, size_t len) {
   const uint64_t batch = CurrentBatch();
+  if (!c->paused && !s->HasHeld() && s->data_batch == batch) {
+    // Consecutive completions of one connection (a multishot recv posts bursts):
+    // extend its DATA event in place rather than hold the bytes for the next batch.
+    const size_t open = engine_->OpenReadLength(c);
+    size_t avail = 0;
+    if (open > 0 && open + len <= kMaxReadPerBatch) {
+      if (char* dst = engine_->ReadSpace(&avail); dst && avail >= len) {
+        std::memcpy(dst, data, len);
+        engine_->ExtendRead(c, len);
+        return;
+      }
+    }
+  }
   if (c->paused || s->HasHeld() || s->data_batch == batch) {
     Hold(c, s, data, len);  // delivered (coalesced) in the next batch
     return;

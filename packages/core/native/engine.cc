@@ -239,6 +239,23 @@ void Engine::CommitRead(Conn* c, size_t len) {
   if (c->idle_timeout_ms) c->last_active_ms = NowMs();
 }
 
+size_t Engine::OpenReadLength(const Conn* c) const {
+  const size_t n = static_cast<size_t>(events_[0]);
+  if (n == 0 || !overflow_.empty()) return 0;
+  const int32_t* r = events_ + kEventHeader + (n - 1) * kEventInts;
+  if (r[0] != kEvData || r[1] != c->id) return 0;
+  if (static_cast<size_t>(r[2]) + static_cast<size_t>(r[3]) != arena_used_) return 0;
+  return static_cast<size_t>(r[3]);
+}
+
+void Engine::ExtendRead(Conn* c, size_t len) {
+  int32_t* r = events_ + kEventHeader + (static_cast<size_t>(events_[0]) - 1) * kEventInts;
+  r[3] += static_cast<int32_t>(len);
+  arena_used_ += len;
+  stats_.bytes_read += len;
+  if (c->idle_timeout_ms) c->last_active_ms = NowMs();
+}
+
 Conn* Engine::Lookup(int32_t id) {
   if (id <= 0) return nullptr;
   uint32_t slot = static_cast<uint32_t>(id) & kSlotMask;

@@ -152,6 +152,11 @@ class Engine {
   char* ReadSpace(size_t* avail);
   // len bytes were written at the pointer ReadSpace returned.
   void CommitRead(Conn* c, size_t len);
+  // Bytes of c's DATA event when it is the batch's newest event and ends where
+  // ReadSpace() would write next (so more bytes can extend it), else 0.
+  size_t OpenReadLength(const Conn* c) const;
+  // len more bytes were written at ReadSpace(): they extend that DATA event.
+  void ExtendRead(Conn* c, size_t len);
   void OnPeerEnd(Conn* c);
   void OnSent(Conn* c, size_t n);  // consume n from the queue; drain/shutdown bookkeeping
   // Fatal error on c (err > 0 errno, 0 = clean close): tear down and emit CLOSE.
