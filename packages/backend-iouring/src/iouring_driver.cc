@@ -244,7 +244,12 @@ void IoUringDriver::ArmRecv(Conn* c, ConnState* st) {
   s->fd = c->fd;
   s->flags = IOSQE_BUFFER_SELECT;
   s->buf_group = bufs_.group();
-  s->ioprio = IORING_RECV_MULTISHOT;
+  st->recv_metered = st->metered;
+  if (st->metered) {
+    s->len = static_cast<uint32_t>(kMaxReadPerBatch);  // one delivery's worth, then ask again
+  } else {
+    s->ioprio = IORING_RECV_MULTISHOT;
+  }
   s->user_data = Ud(kOpRecv, c->id);
   st->recv_armed = true;
   st->recv_cancel = false;
@@ -429,6 +434,18 @@ void IoUringDriver::Hold(Conn* c, ConnState* s, const char* data, size_t len) {
     s->held_off = 0;
   }
   s->held.append(data, len);
+  // The connection sends faster than it is delivered (or it is paused): a multishot
+  // recv would keep draining its socket into memory — megabytes per connection, and
+  // an open TCP window the sender never feels. Switch it to metered receives (one
+  // recv of at most one delivery per batch, as a readiness backend does) so unread
+  // bytes wait in the kernel and flow control works; a short read switches back.
+  if (!s->metered && !c->paused) {
+    s->metered = true;
+    if (s->recv_armed && !s->recv_cancel) {
+      Cancel(Ud(kOpRecv, c->id));
+      s->recv_cancel = true;
+    }
+  }
   // Bound what we hold: stop receiving until it has been delivered.
   if (s->held.size() - s->held_off > kHeldLimit && s->recv_armed && !s->recv_cancel) {
     Cancel(Ud(kOpRecv, c->id));
@@ -548,6 +565,10 @@ void IoUringDriver::OnRecvCqe(Conn* c, const io_uring_cqe& cqe) {
     const size_t len = cqe.res > 0 ? static_cast<size_t>(cqe.res) : 0;
     const char* data = bufs_.Take(cqe.flags >> IORING_CQE_BUFFER_SHIFT, len);
     if (data && len > 0 && !c->closing) Deliver(c, s, data, len);
+    // A metered recv that came back well short found the socket nearly drained: the
+    // sender no longer outpaces us, multishot again. (Well short, not merely short: a
+    // flood momentarily drained would otherwise flip back and burst into memory.)
+    if (s->recv_metered && s->metered && !more && len < kMaxReadPerBatch / 4 && !s->HasHeld()) s->metered = false;
   }
   if (c->closing) {
     if (!more) MaybeRelease(c);

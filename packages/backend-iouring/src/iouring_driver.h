@@ -56,6 +56,8 @@ class IoUringDriver final : public IoDriver {
     bool in_ready = false;          // listed in held_ready_
     bool send_listed = false;       // listed in send_ready_ (send built at EndTurn)
     bool starved = false;           // recv ended by ENOBUFS, listed in starved_
+    bool metered = false;           // single-shot recvs of one delivery (reader lagging)
+    bool recv_metered = false;      // the outstanding recv is such a single-shot one
     bool held_eof = false;          // EOF seen behind held bytes
     int held_err = 0;               // error seen behind held bytes
     uint64_t data_batch = 0;        // batch (engine dispatch count + 1) of its last DATA
@@ -64,7 +66,7 @@ class IoUringDriver final : public IoDriver {
     struct msghdr msg;
     std::unique_ptr<struct iovec[]> iov;
     void Reset() {
-      recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = send_listed = starved = false;
+      recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = send_listed = starved = metered = recv_metered = false;
       held_err = 0;
       data_batch = 0;
       held.clear();
