@@ -1,6 +1,5 @@
 #include "poll_poller.h"
 
-#include "posix_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,32 +22,18 @@ short ToPoll(uint32_t interest) {
 
 }  // namespace
 
-PollPoller::~PollPoller() {
-  if (wake_r_ >= 0) close(wake_r_);
-  if (wake_w_ >= 0) close(wake_w_);
-}
-
 int PollPoller::Open(std::string* err) {
-  int fds[2];
-  int r = MakeWakePipe(fds);
-  if (r < 0) { *err = std::string("pipe: ") + std::strerror(-r); return r; }
-  wake_r_ = fds[0];
-  wake_w_ = fds[1];
-  fds_.push_back(pollfd{wake_r_, POLLIN, 0});
+  int r = interrupt_.Open(err);
+  if (r < 0) return r;
+  fds_.push_back(pollfd{interrupt_.read_fd(), POLLIN, 0});
   tokens_.push_back(0);
-  real_fd_.push_back(wake_r_);
+  real_fd_.push_back(interrupt_.read_fd());
   return 0;
 }
 
 int PollPoller::IndexOf(int fd) const {
   if (fd < 0 || static_cast<size_t>(fd) >= index_.size()) return -1;
   return index_[fd];
-}
-
-void PollPoller::SignalLocked() {
-  if (pipe_signalled_) return;
-  char one = 1;
-  if (write(wake_w_, &one, 1) == 1) pipe_signalled_ = true;
 }
 
 int PollPoller::Add(int fd, uint64_t token, uint32_t interest) {
@@ -65,7 +50,7 @@ int PollPoller::Add(int fd, uint64_t token, uint32_t interest) {
   fds_.push_back(pollfd{ev ? fd : -1, ev, 0});  // negative fd: poll() skips the entry
   tokens_.push_back(token);
   real_fd_.push_back(fd);
-  if (waiting_ && ev) SignalLocked();
+  if (ev) interrupt_.OnChange();
   return 0;
 }
 
@@ -81,7 +66,7 @@ int PollPoller::Modify(int fd, uint64_t token, uint32_t, uint32_t new_interest) 
   fds_[i].events = ev;
   tokens_[i] = token;
   // New bits are not watched by a running poll(): make it take a fresh snapshot.
-  if (waiting_ && (ev & ~old)) SignalLocked();
+  if (ev & ~old) interrupt_.OnChange();
   return 0;
 }
 
@@ -103,14 +88,13 @@ int PollPoller::Remove(int fd, uint32_t) {
   index_[fd] = -1;
   // A blocked poll() holds a reference to every file it watches: the caller's close()
   // would not release the socket (the peer sees no FIN/RST) until poll() returns.
-  if (waiting_ && watched) SignalLocked();
+  if (watched) interrupt_.OnChange();
   return 0;
 }
 
 void PollPoller::Wake() {
   std::lock_guard<std::mutex> lk(mu_);
-  wake_requested_ = true;
-  SignalLocked();
+  interrupt_.Wake();
 }
 
 int PollPoller::Collect(int ready, std::vector<PollEvent>* out, size_t max) {
@@ -145,44 +129,27 @@ int PollPoller::Collect(int ready, std::vector<PollEvent>* out, size_t max) {
 }
 
 int PollPoller::Wait(int timeout_ms, std::vector<PollEvent>* out, size_t max) {
-  const uint64_t deadline = timeout_ms > 0 ? MonoMs() + static_cast<uint64_t>(timeout_ms) : 0;
-  int remaining = timeout_ms;
+  WaitBudget budget(timeout_ms);
   for (;;) {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (wake_requested_) {
-        wake_requested_ = false;
-        if (pipe_signalled_) { DrainPipe(wake_r_); pipe_signalled_ = false; }
-        return 0;
-      }
+      if (interrupt_.BeginWait()) return 0;
       work_.assign(fds_.begin(), fds_.end());
       work_tokens_.assign(tokens_.begin(), tokens_.end());
-      waiting_ = true;
     }
-    int n = poll(work_.data(), static_cast<nfds_t>(work_.size()), remaining);
+    int n = poll(work_.data(), static_cast<nfds_t>(work_.size()), budget.remaining());
     int err = n < 0 ? errno : 0;
 
     std::lock_guard<std::mutex> lk(mu_);
-    waiting_ = false;
+    const bool woken = n > 0 && work_[0].revents;
+    interrupt_.EndWait(woken);
     if (n < 0) return err == EINTR ? 0 : -err;
-    if (work_[0].revents) {
-      DrainPipe(wake_r_);
-      pipe_signalled_ = false;
-      --n;
-    }
+    if (woken) --n;
     int added = n > 0 ? Collect(n, out, max) : 0;
-    if (added > 0 || wake_requested_) {
-      wake_requested_ = false;
-      return added;
-    }
+    if (interrupt_.TakeWake() || added > 0) return added;
     // Only a registration change (or readiness nobody wants any more): poll again
     // with a fresh snapshot, unless the caller's timeout has run out.
-    if (timeout_ms == 0) return 0;
-    if (timeout_ms > 0) {
-      uint64_t now = MonoMs();
-      if (now >= deadline) return 0;
-      remaining = static_cast<int>(deadline - now);
-    }
+    if (!budget.Again()) return 0;
   }
 }
 

@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "poller.h"
+#include "wait_interrupt.h"
 
 namespace logcaster {
 
 class PollPoller final : public Poller {
  public:
   PollPoller() = default;
-  ~PollPoller() override;
 
   int Open(std::string* err) override;
   int ReadyFd() const override { return -1; }  // Wait runs on the engine's helper thread
@@ -30,7 +30,6 @@ class PollPoller final : public Poller {
 
  private:
   int IndexOf(int fd) const;  // mu_ held; -1 when not registered
-  void SignalLocked();        // mu_ held
   int Collect(int ready, std::vector<PollEvent>* out, size_t max);  // mu_ held
 
   // Shared with the JS thread, guarded by mu_.
@@ -39,17 +38,12 @@ class PollPoller final : public Poller {
   std::vector<uint64_t> tokens_;  // parallel to fds_
   std::vector<int> real_fd_;      // parallel to fds_: the descriptor even while .fd is -1
   std::vector<int> index_;        // by fd: position in fds_, or -1
-  bool waiting_ = false;          // a Wait is polling a snapshot
-  bool wake_requested_ = false;   // Wake(): the running/next Wait must return
-  bool pipe_signalled_ = false;   // a byte sits in the wake pipe
+  WaitInterrupt interrupt_;       // its pipe is entry 0 of every snapshot
 
   // Only touched by the thread inside Wait.
   std::vector<pollfd> work_;
   std::vector<uint64_t> work_tokens_;
   size_t scan_start_ = 1;  // round-robin start when more fds are ready than fit
-
-  int wake_r_ = -1;
-  int wake_w_ = -1;
 };
 
 std::string ProbePoll();

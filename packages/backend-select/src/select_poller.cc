@@ -1,6 +1,5 @@
 #include "select_poller.h"
 
-#include "posix_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,31 +25,16 @@ SelectPoller::SelectPoller() : tokens_(FD_SETSIZE, 0), interest_(FD_SETSIZE, 0) 
   FD_ZERO(&work_write_);
 }
 
-SelectPoller::~SelectPoller() {
-  if (wake_r_ >= 0) close(wake_r_);
-  if (wake_w_ >= 0) close(wake_w_);
-}
-
 int SelectPoller::Open(std::string* err) {
-  int fds[2];
-  int r = MakeWakePipe(fds);
-  if (r < 0) { *err = std::string("pipe: ") + std::strerror(-r); return r; }
-  if (fds[0] >= FD_SETSIZE) {
-    close(fds[0]);
-    close(fds[1]);
-    *err = "select: wake pipe descriptor " + std::to_string(fds[0]) + " is >= FD_SETSIZE (" +
+  int r = interrupt_.Open(err);
+  if (r < 0) return r;
+  if (interrupt_.read_fd() >= FD_SETSIZE) {
+    *err = "select: wake pipe descriptor " + std::to_string(interrupt_.read_fd()) + " is >= FD_SETSIZE (" +
            std::to_string(FD_SETSIZE) + "); too many open files for select()";
+    interrupt_.Close();
     return -ERANGE;
   }
-  wake_r_ = fds[0];
-  wake_w_ = fds[1];
   return 0;
-}
-
-void SelectPoller::SignalLocked() {
-  if (pipe_signalled_) return;
-  char one = 1;
-  if (write(wake_w_, &one, 1) == 1) pipe_signalled_ = true;
 }
 
 void SelectPoller::SetLocked(int fd, uint64_t token, uint32_t interest) {
@@ -67,7 +51,7 @@ int SelectPoller::Add(int fd, uint64_t token, uint32_t interest) {
   std::lock_guard<std::mutex> lk(mu_);
   if (interest_[fd] & kRegistered) return -EEXIST;
   SetLocked(fd, token, interest);
-  if (waiting_ && (interest & (kReadable | kWritable))) SignalLocked();
+  if (interest & (kReadable | kWritable)) interrupt_.OnChange();
   return 0;
 }
 
@@ -79,7 +63,7 @@ int SelectPoller::Modify(int fd, uint64_t token, uint32_t, uint32_t new_interest
   SetLocked(fd, token, new_interest);
   // A running select() does not watch the new bits yet: make it take a fresh snapshot.
   // Lost bits need no wake-up; results are filtered against the current sets.
-  if (waiting_ && gained) SignalLocked();
+  if (gained) interrupt_.OnChange();
   return 0;
 }
 
@@ -97,14 +81,13 @@ int SelectPoller::Remove(int fd, uint32_t) {
   // A blocked select() holds a reference to every file in its sets: the caller's
   // close() would not release the socket (no FIN/RST reaches the peer) until select()
   // returns. Interrupt it so it drops the reference and re-snapshots.
-  if (waiting_ && watched) SignalLocked();
+  if (watched) interrupt_.OnChange();
   return 0;
 }
 
 void SelectPoller::Wake() {
   std::lock_guard<std::mutex> lk(mu_);
-  wake_requested_ = true;
-  SignalLocked();
+  interrupt_.Wake();
 }
 
 int SelectPoller::Collect(int n, std::vector<PollEvent>* out, size_t max) {
@@ -144,63 +127,49 @@ int SelectPoller::CollectBadFds(std::vector<PollEvent>* out, size_t max) {
 }
 
 int SelectPoller::Wait(int timeout_ms, std::vector<PollEvent>* out, size_t max) {
-  const uint64_t deadline = timeout_ms > 0 ? MonoMs() + static_cast<uint64_t>(timeout_ms) : 0;
-  int remaining = timeout_ms;
+  WaitBudget budget(timeout_ms);
+  const int wake_fd = interrupt_.read_fd();
   for (;;) {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (wake_requested_) {
-        wake_requested_ = false;
-        if (pipe_signalled_) { DrainPipe(wake_r_); pipe_signalled_ = false; }
-        return 0;
-      }
+      if (interrupt_.BeginWait()) return 0;
       // Fresh working copies every time: select() overwrites its arguments.
       work_read_ = master_read_;
       work_write_ = master_write_;
       work_max_ = max_fd_;
       work_tokens_.assign(tokens_.begin(), tokens_.begin() + (max_fd_ + 1));
-      waiting_ = true;
     }
-    FD_SET(wake_r_, &work_read_);
-    int nfds = (work_max_ > wake_r_ ? work_max_ : wake_r_) + 1;
+    FD_SET(wake_fd, &work_read_);
+    int nfds = (work_max_ > wake_fd ? work_max_ : wake_fd) + 1;
     timeval tv;
     timeval* tvp = nullptr;
-    if (remaining >= 0) {
-      tv.tv_sec = remaining / 1000;
-      tv.tv_usec = (remaining % 1000) * 1000;
+    if (budget.remaining() >= 0) {
+      tv.tv_sec = budget.remaining() / 1000;
+      tv.tv_usec = (budget.remaining() % 1000) * 1000;
       tvp = &tv;
     }
     int n = select(nfds, &work_read_, &work_write_, nullptr, tvp);
     int err = n < 0 ? errno : 0;
 
     std::lock_guard<std::mutex> lk(mu_);
-    waiting_ = false;
+    const bool woken = n > 0 && FD_ISSET(wake_fd, &work_read_);
+    interrupt_.EndWait(woken);
     int added = 0;
     if (n < 0) {
       if (err == EINTR) return 0;
       if (err != EBADF) return -err;
       added = CollectBadFds(out, max);
     } else {
-      if (FD_ISSET(wake_r_, &work_read_)) {
-        FD_CLR(wake_r_, &work_read_);
-        DrainPipe(wake_r_);
-        pipe_signalled_ = false;
+      if (woken) {
+        FD_CLR(wake_fd, &work_read_);
         --n;
       }
       if (n > 0) added = Collect(n, out, max);
     }
-    if (added > 0 || wake_requested_) {
-      wake_requested_ = false;
-      return added;
-    }
+    if (interrupt_.TakeWake() || added > 0) return added;
     // Only a registration change (or readiness nobody wants any more): wait again
     // with a fresh snapshot, unless the caller's timeout has run out.
-    if (timeout_ms == 0) return 0;
-    if (timeout_ms > 0) {
-      uint64_t now = MonoMs();
-      if (now >= deadline) return 0;
-      remaining = static_cast<int>(deadline - now);
-    }
+    if (!budget.Again()) return 0;
   }
 }
 

@@ -13,13 +13,13 @@
 #include <vector>
 
 #include "poller.h"
+#include "wait_interrupt.h"
 
 namespace logcaster {
 
 class SelectPoller final : public Poller {
  public:
   SelectPoller();
-  ~SelectPoller() override;
 
   int Open(std::string* err) override;
   int ReadyFd() const override { return -1; }  // Wait runs on the engine's helper thread
@@ -31,7 +31,6 @@ class SelectPoller final : public Poller {
 
  private:
   void SetLocked(int fd, uint64_t token, uint32_t interest);  // mu_ held
-  void SignalLocked();                                        // mu_ held
   int Collect(int n, std::vector<PollEvent>* out, size_t max);  // mu_ held
   int CollectBadFds(std::vector<PollEvent>* out, size_t max);   // mu_ held
 
@@ -42,18 +41,13 @@ class SelectPoller final : public Poller {
   std::vector<uint64_t> tokens_;     // by fd (FD_SETSIZE entries)
   std::vector<uint8_t> interest_;    // by fd: kReadable|kWritable, plus kRegistered
   int max_fd_ = -1;                  // highest registered fd, kept exact on Remove
-  bool waiting_ = false;             // a Wait holds a snapshot of the sets
-  bool wake_requested_ = false;      // Wake(): the running/next Wait must return
-  bool pipe_signalled_ = false;      // a byte sits in the wake pipe
+  WaitInterrupt interrupt_;          // its pipe is in every snapshot's read set
 
   // Only touched by the thread inside Wait.
   fd_set work_read_;
   fd_set work_write_;
   std::vector<uint64_t> work_tokens_;
   int work_max_ = -1;
-
-  int wake_r_ = -1;
-  int wake_w_ = -1;
 };
 
 std::string ProbeSelect();
