@@ -726,10 +726,10 @@ void IoUringDriver::UpdateReading(Conn* c) {
 }
 
 long IoUringDriver::TrySendDirect(Conn* c, const char* data, size_t len) {
-  // Batched: queue it; its SEND goes to the kernel with every other SQE of this turn
-  // in EndTurn's single io_uring_enter. Large writes (and writes from outside a
-  // turn, e.g. timers) go out directly, so write() returns false only when the
-  // kernel would not take the bytes, exactly as on epoll.
+  // Batched: queue it; its SEND goes to the kernel with every other SQE of this round
+  // in one io_uring_enter. Large writes (and writes from outside a turn, e.g. timers)
+  // go out directly; a queue reaching the high-water mark is pushed by SendQueuedNow.
+  // So write() returns false only when the kernel would not take the bytes, as on epoll.
   if (send_mode_ == kSendBatched) return 0;
   if (send_mode_ == kSendHybrid && in_turn_ && len <= kBatchSendMax) return 0;
   for (;;) {

@@ -1,10 +1,12 @@
 // IoDriver for io_uring: completion-based I/O, not a readiness shim. Listeners run
 // a multishot accept; connections a multishot recv that draws from one provided
 // buffer ring (bytes are copied into the engine's read arena and the buffer goes
-// straight back); writes go out as one SEND/SENDMSG in flight per connection from
-// the engine's WriteQueue. SQEs queued during a loop turn go to the kernel in one
-// io_uring_enter at the end of the turn (EndTurn); reaping CQEs needs no syscall.
-// Node's loop watches the ring fd itself (readable while CQEs are waiting).
+// straight back), or metered single-shot receives while they send faster than they
+// are delivered; writes go out as one SEND/SENDMSG in flight per connection from
+// the engine's WriteQueue. SQEs queued during a dispatch round go to the kernel in
+// one io_uring_enter, at the next round's Harvest or at EndTurn; reaping CQEs needs
+// no syscall. Node's loop watches the ring fd itself (readable while CQEs wait).
+// docs/ARCHITECTURE.md ("The io_uring driver") explains the choices.
 #pragma once
 #include <sys/uio.h>
 
@@ -102,8 +104,8 @@ class IoUringDriver final : public IoDriver {
   // Re-arm receives that ENOBUFS ended, once the pool has buffers again.
   void RearmStarved();
   void StartSend(Conn* c, ConnState* s);
-  // Start a send now, or — inside a turn — at EndTurn, so the SEND covers every write
-  // the dispatch queued after this one, not just the bytes queued so far.
+  // Start a send now, or — inside a turn — when the round's dispatch is over, so the
+  // SEND covers every write the dispatch queued after this one.
   void RequestSend(Conn* c, ConnState* s);
   void StartListedSends();
   void Cancel(uint64_t user_data);
