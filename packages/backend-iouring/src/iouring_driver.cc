@@ -152,17 +152,24 @@ int IoUringDriver::Init(Engine* engine, std::string* err) {
   const char* coop_env = getenv("LOGCASTER_IOURING_COOP");
   const bool coop = !opts_.sqpoll && !(coop_env && *coop_env == '0');
   unsigned extra = coop ? IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG : 0;
-  int r = ring_.Open(kSqEntries, kCqEntries, base | extra | IORING_SETUP_SUBMIT_ALL, err);
-  if (r == -EINVAL) r = ring_.Open(kSqEntries, kCqEntries, base | IORING_SETUP_SUBMIT_ALL, err);
-  if (r == -EINVAL) r = ring_.Open(kSqEntries, kCqEntries, base, err);
-  if (r == -EINVAL || r == -ENOMEM) r = ring_.Open(kSqEntries, kCqEntriesSmall, base, err);
+  // LOGCASTER_IOURING_SMALL_RINGS=1 (tests): a 64-entry SQ and 64 classic buffers, so
+  // a few hundred connections reach the limits 10,000 reach with the real sizes.
+  const char* small_env = getenv("LOGCASTER_IOURING_SMALL_RINGS");
+  const bool small = small_env && *small_env == '1';
+  const unsigned sq = small ? 64 : kSqEntries;
+  int r = ring_.Open(sq, kCqEntries, base | extra | IORING_SETUP_SUBMIT_ALL, err);
+  if (r == -EINVAL) r = ring_.Open(sq, kCqEntries, base | IORING_SETUP_SUBMIT_ALL, err);
+  if (r == -EINVAL) r = ring_.Open(sq, kCqEntries, base, err);
+  if (r == -EINVAL || r == -ENOMEM) r = ring_.Open(sq, kCqEntriesSmall, base, err);
   if (r < 0) return r;
   // LOGCASTER_IOURING_CLASSIC_BUFFERS=1 forces the pre-6.12 buffer mode (tests).
   const char* classic_env = getenv("LOGCASTER_IOURING_CLASSIC_BUFFERS");
-  const bool classic = classic_env && *classic_env == '1';
+  const bool classic = small || (classic_env && *classic_env == '1');
   r = classic ? -EINVAL : bufs_.Open(&ring_, kBufGroup, kIncBufCount, kIncBufSize, true, err);
   if (r == 0 && !bufs_.incremental()) bufs_.Close();
-  if (classic || (r == 0 && !bufs_.incremental())) r = bufs_.Open(&ring_, kBufGroup, kBufCount, kBufSize, false, err);
+  if (classic || (r == 0 && !bufs_.incremental())) {
+    r = bufs_.Open(&ring_, kBufGroup, small ? 64 : kBufCount, kBufSize, false, err);
+  }
   if (r < 0) {
     ring_.Close();
     return r;

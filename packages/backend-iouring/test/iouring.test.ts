@@ -172,6 +172,53 @@ describe('backend-iouring: completion paths', function () {
     });
   }
 
+  it('keeps serving when more receives run dry at once than the SQ holds (re-arm storm)', async function () {
+    // With LOGCASTER_IOURING_SMALL_RINGS=1 the SQ has 64 entries and the pool 64 buffers:
+    // 300 connections whose messages land while the server's loop is blocked end far
+    // more than 64 multishot receives with ENOBUFS at once — the 10,000-connection case
+    // in miniature. Re-arming them while reaping once spun forever inside one turn.
+    const { spawn } = await import('node:child_process');
+    const script = `
+      const { createReactorWith } = require('@logcaster/core');
+      const r = createReactorWith(require('.'), {});
+      const l = r.listen({ port: 0, host: '127.0.0.1' }, { onData(c, d) { c.write(d); } });
+      process.stdin.on('data', (d) => {
+        if (String(d).startsWith('block')) { const end = Date.now() + 300; while (Date.now() < end) {} }
+        else process.stdout.write(JSON.stringify(r.stats().driver) + '\\n');
+      });
+      process.stdout.write(l.port + '\\n');
+    `;
+    const child = spawn(process.execPath, ['-e', script], {
+      cwd: pkgDir,
+      env: { ...process.env, LOGCASTER_IOURING_SMALL_RINGS: '1' },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      await waitFor(() => out.includes('\n'), 10000, 'the server to listen');
+      const port = Number(out.split('\n')[0]);
+      const clients = await Promise.all(Array.from({ length: 300 }, () => client(port)));
+      const msg = pattern(64, 5);
+      for (let round = 1; round <= 5; round++) {
+        // The server blocks its loop; every message of the round lands meanwhile.
+        child.stdin!.write('block\n');
+        await delay(50);
+        clients.forEach((c) => c.socket.write(msg));
+        await waitFor(() => clients.every((c) => c.bytes() >= round * 64), 15000, `echo round ${round} on 300 connections`);
+      }
+      out = '';
+      child.stdin!.write('stats\n');
+      await waitFor(() => out.includes('\n'), 5000, 'stats');
+      const driver = JSON.parse(out) as Record<string, number>;
+      expect(driver.recvBuffersIncremental, 'classic buffers').to.equal(0);
+      expect(driver.recvStarved, 'receives ended by ENOBUFS').to.be.greaterThan(64);
+      clients.forEach((c) => c.socket.destroy());
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('holds bytes that completed while paused and delivers them, in order, on resume', async () => {
     reactor = createReactorWith(backend, {});
     const chunks: Buffer[] = [];
