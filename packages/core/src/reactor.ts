@@ -107,6 +107,9 @@ class ConnectionImpl implements Connection {
       return true;
     }
     const r = this.engine.write(this.id, bytes);
+    // A write can tear the connection down (a socket error): outside a batch, its
+    // CLOSE must still be delivered.
+    this.reactor.afterNativeCall();
     if (r >= 0) return r === 1;
     // The engine already tore it down (e.g. reset seen earlier in this batch); the
     // CLOSE event is on its way, so report backpressure rather than throwing.
@@ -118,7 +121,12 @@ class ConnectionImpl implements Connection {
     if (this.closed || this.ended) return;
     if (data !== undefined) this.write(data);
     this.ended = true;
-    if (this.id > 0) this.engine.end(this.id);
+    if (this.id > 0) {
+      // Ending after the peer already ended closes the connection: outside a batch
+      // (a timer), nothing else would deliver that CLOSE.
+      this.engine.end(this.id);
+      this.reactor.afterNativeCall();
+    }
   }
 
   destroy(err?: Error): void {
@@ -218,7 +226,6 @@ class ReactorImpl implements Reactor {
     const ev = this.events;
     const conns = this.conns;
     let firstError: unknown;
-    let errorConn: Connection | undefined;
     this.dispatching = true;
     try {
       for (let i = 0; i < ev[0]; i++) {
@@ -262,7 +269,6 @@ class ReactorImpl implements Reactor {
             this.onError(err, conn);
           } else if (firstError === undefined) {
             firstError = err;
-            errorConn = conn;
           }
           if (conn && !conn.closed) conn.destroy(err instanceof Error ? err : new Error(String(err)));
         }
@@ -273,7 +279,6 @@ class ReactorImpl implements Reactor {
     if (firstError !== undefined) {
       // Like an exception in a 'data' listener of node:net: uncaught, after the rest of
       // the batch has been delivered.
-      void errorConn;
       throw firstError;
     }
   };
@@ -336,8 +341,9 @@ class ReactorImpl implements Reactor {
     else process.emitWarning(`LogCaster reactor: ${err.message}; accepting paused until descriptors free up`, 'ReactorWarning');
   }
 
-  /** Events produced by a call made outside a batch (destroy from a timer...) are
-   *  delivered on a microtask, so onClose never runs inside the caller's destroy(). */
+  /** Events produced by a call made outside a batch (destroy, end or a failing write
+   *  from a timer...) are delivered on a microtask, so onClose never runs inside the
+   *  caller's call. Inside a batch the walk picks them up; this returns at once. */
   afterNativeCall(): void {
     if (this.dispatching || this.flushQueued || this.events[0] === 0) return;
     this.flushQueued = true;

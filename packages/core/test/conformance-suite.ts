@@ -101,6 +101,28 @@ export function runConformance(label: string, load: () => BackendModule, loadExp
       }
     });
 
+    it('delivers onClose when end() comes from a timer after the peer half-closed', async () => {
+      // end() outside a batch completes the close at once (both sides done); no
+      // socket event follows, so the reactor itself must deliver that CLOSE.
+      const r = make({ allowHalfOpen: true });
+      let closed = 0;
+      try {
+        const l = r.listen({ port: 0 }, {
+          onEnd(conn) {
+            setTimeout(() => conn.end('late bye'), 20);
+          },
+          onClose: () => void closed++,
+        });
+        const p = await peer(l.port, '127.0.0.1', true);
+        p.socket.end('hi');
+        await p.ended;
+        expect(p.received().toString()).to.equal('late bye');
+        await waitFor(() => closed === 1, 3000, 'onClose after a late end()');
+      } finally {
+        await r.close();
+      }
+    });
+
     it('ends our side automatically after onEnd unless half-open is allowed', async () => {
       let closes = 0;
       const l = reactor.listen({ port: 0 }, { onClose: () => void closes++ });
