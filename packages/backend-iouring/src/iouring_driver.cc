@@ -42,7 +42,6 @@ constexpr unsigned kIncBufCount = 128;  // powers of two
 constexpr unsigned kIncBufSize = 64 * 1024;
 constexpr unsigned kBufCount = 4096;
 constexpr unsigned kBufSize = 4096;
-constexpr int kMaxIov = 64;
 constexpr size_t kHeldLimit = 256 * 1024;  // held bytes before the recv is cancelled
 constexpr size_t kHeldKeep = 16 * 1024;    // held-buffer capacity kept once drained
 constexpr int kDrainTimeoutMs = 10000;
@@ -263,8 +262,8 @@ void IoUringDriver::ArmRecv(Conn* c, ConnState* st) {
 }
 
 void IoUringDriver::StartSend(Conn* c, ConnState* st) {
-  struct iovec iov[kMaxIov];
-  int cnt = c->wq.Fill(iov, kMaxIov);
+  struct iovec iov[kMaxSendIov];
+  int cnt = c->wq.Fill(iov, kMaxSendIov);
   if (cnt <= 0) return;
   io_uring_sqe* s = ring_.Sqe();
   s->fd = c->fd;
@@ -276,7 +275,7 @@ void IoUringDriver::StartSend(Conn* c, ConnState* st) {
     s->len = static_cast<uint32_t>(iov[0].iov_len);
   } else {
     // The kernel may read the msghdr/iovecs after submission: keep them per connection.
-    if (!st->iov) st->iov.reset(new struct iovec[kMaxIov]);
+    if (!st->iov) st->iov.reset(new struct iovec[kMaxSendIov]);
     std::memcpy(st->iov.get(), iov, sizeof(struct iovec) * cnt);
     std::memset(&st->msg, 0, sizeof st->msg);
     st->msg.msg_iov = st->iov.get();
@@ -739,13 +738,7 @@ long IoUringDriver::TrySendDirect(Conn* c, const char* data, size_t len) {
   // So write() returns false only when the kernel would not take the bytes, as on epoll.
   if (send_mode_ == kSendBatched) return 0;
   if (send_mode_ == kSendHybrid && in_turn_ && len <= kBatchSendMax) return 0;
-  for (;;) {
-    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) return n;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return -errno;
-  }
+  return SendSome(c->fd, data, len);
 }
 
 long IoUringDriver::SendQueuedNow(Conn* c) {
@@ -755,19 +748,7 @@ long IoUringDriver::SendQueuedNow(Conn* c) {
   // really refuses bytes. Not while a SEND is in flight: it owns the queue's head.
   ConnState* s = State(c);
   if (!s || send_mode_ == kSendBatched || s->send_inflight || c->closing || c->connecting) return 0;
-  struct iovec iov[kMaxIov];
-  struct msghdr msg;
-  std::memset(&msg, 0, sizeof msg);
-  msg.msg_iov = iov;
-  msg.msg_iovlen = static_cast<size_t>(c->wq.Fill(iov, kMaxIov));
-  if (msg.msg_iovlen == 0) return 0;
-  for (;;) {
-    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) return n;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return -errno;
-  }
+  return SendQueued(c->fd, c->wq);
 }
 
 void IoUringDriver::Flush(Conn* c, bool) {

@@ -372,9 +372,13 @@ void Engine::OnPeerEnd(Conn* c) {
 
 void Engine::OnSent(Conn* c, size_t n) {
   c->wq.Consume(n);
+  CountSent(c, n);
+  AfterQueueChange(c);
+}
+
+void Engine::CountSent(Conn* c, size_t n) {
   stats_.bytes_written += n;
   if (c->idle_timeout_ms) c->last_active_ms = NowMs();
-  AfterQueueChange(c);
 }
 
 void Engine::AfterQueueChange(Conn* c) {
@@ -470,8 +474,7 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
     }
     off = static_cast<size_t>(n);
     full = off < len;
-    stats_.bytes_written += off;
-    if (off && c->idle_timeout_ms) c->last_active_ms = NowMs();
+    if (off) CountSent(c, off);
   }
   if (off < len) {
     if (!c->wq.Append(data + off, len - off)) {
@@ -488,8 +491,7 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
     }
     if (n > 0) {
       c->wq.Consume(static_cast<size_t>(n));
-      stats_.bytes_written += static_cast<size_t>(n);
-      if (c->idle_timeout_ms) c->last_active_ms = NowMs();
+      CountSent(c, static_cast<size_t>(n));
     }
   }
   if (c->wq.size() < opts_.high_water_mark) return 1;

@@ -180,6 +180,7 @@ class Engine {
   void ArmTimer();
   void OnTimer();
   void ThreadMain();
+  void CountSent(Conn* c, size_t n);  // stats and idle clock for bytes the kernel took
   uint64_t NowMs() const;
 
   uv_loop_t* loop_;

@@ -13,12 +13,6 @@ namespace {
 constexpr uint64_t kListenerBit = 1ull << 63;
 constexpr size_t kWaitBatch = 1024;
 constexpr int kAcceptsPerEvent = 64;  // fairness between new and existing connections
-constexpr int kMaxIov = 64;
-#ifdef MSG_NOSIGNAL
-constexpr int kSendFlags = MSG_NOSIGNAL;
-#else
-constexpr int kSendFlags = 0;  // SO_NOSIGPIPE is set on the socket instead
-#endif
 }  // namespace
 
 int ReadinessDriver::Init(Engine* engine, std::string* err) {
@@ -53,6 +47,8 @@ bool ReadinessDriver::Harvest(int timeout_ms) {
       // Paused since it was listed: resume lists it again.
       if (!c->closing && Engine::WantsRead(c)) ReadReady(c, kHangup);
     }
+    conns.clear();
+    lsn.clear();
     timeout_ms = 0;
   }
   if (ready_pos_ >= ready_.size() && WatchFd() >= 0) {
@@ -202,29 +198,17 @@ void ReadinessDriver::UpdateReading(Conn* c) {
   }
 }
 
-long ReadinessDriver::TrySendDirect(Conn* c, const char* data, size_t len) {
-  for (;;) {
-    ssize_t n = send(c->fd, data, len, kSendFlags);
-    if (n >= 0) return n;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return -errno;
-  }
-}
+long ReadinessDriver::TrySendDirect(Conn* c, const char* data, size_t len) { return SendSome(c->fd, data, len); }
 
 void ReadinessDriver::Flush(Conn* c, bool socket_full) {
   while (!socket_full && !c->wq.empty() && !c->closing) {
-    struct iovec iov[kMaxIov];
-    int cnt = c->wq.Fill(iov, kMaxIov);
-    struct msghdr msg = {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = cnt;
-    ssize_t n = sendmsg(c->fd, &msg, kSendFlags);
-    if (n > 0) { engine_->OnSent(c, static_cast<size_t>(n)); continue; }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    engine_->Fail(c, n < 0 ? errno : EPIPE, kPhaseWrite);
-    return;
+    long n = SendQueued(c->fd, c->wq);
+    if (n == 0) break;  // full: wait for writability
+    if (n < 0) {
+      engine_->Fail(c, static_cast<int>(-n), kPhaseWrite);
+      return;
+    }
+    engine_->OnSent(c, static_cast<size_t>(n));
   }
   if (!c->closing) SetInterest(c, WantedInterest(c));
 }

@@ -10,6 +10,8 @@
 
 #include <cstring>
 
+#include "write_queue.h"
+
 namespace logcaster {
 
 int SetNonBlocking(int fd) {
@@ -160,6 +162,34 @@ int PeerAddress(int fd, std::string* ip, int* port, int* family) {
   }
   *ip = buf;
   return 0;
+}
+
+namespace {
+#ifdef MSG_NOSIGNAL
+constexpr int kSendFlags = MSG_NOSIGNAL;
+#else
+constexpr int kSendFlags = 0;  // SO_NOSIGPIPE is set on the socket instead
+#endif
+
+// EINTR retried, EAGAIN is "full" (0).
+long SendResult(ssize_t n) { return n >= 0 ? static_cast<long>(n) : (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno; }
+}  // namespace
+
+long SendSome(int fd, const char* data, size_t len) {
+  ssize_t n;
+  do n = send(fd, data, len, kSendFlags); while (n < 0 && errno == EINTR);
+  return SendResult(n);
+}
+
+long SendQueued(int fd, const WriteQueue& wq) {
+  struct iovec iov[kMaxSendIov];
+  struct msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<size_t>(wq.Fill(iov, kMaxSendIov));
+  if (msg.msg_iovlen == 0) return 0;
+  ssize_t n;
+  do n = sendmsg(fd, &msg, kSendFlags); while (n < 0 && errno == EINTR);
+  return SendResult(n);
 }
 
 }  // namespace logcaster

@@ -3,9 +3,15 @@
 #pragma once
 #include <sys/socket.h>
 
+#include <cstddef>
 #include <string>
 
 namespace logcaster {
+
+class WriteQueue;
+
+// Most queue chunks one sendmsg (or one io_uring SENDMSG) carries.
+constexpr int kMaxSendIov = 64;
 
 // Parse an IPv4/IPv6 literal; returns AF_INET/AF_INET6, or 0 if it is neither.
 int ParseAddress(const std::string& ip, int port, ::sockaddr_storage* ss, unsigned* len);
@@ -20,5 +26,10 @@ void SetNoDelay(int fd);
 int SocketError(int fd);  // SO_ERROR
 int PeerAddress(int fd, std::string* ip, int* port, int* family);
 int SetNonBlocking(int fd);
+// One non-blocking send of len bytes: bytes taken (0 when the socket is full) or -errno.
+// Never raises SIGPIPE.
+long SendSome(int fd, const char* data, size_t len);
+// The same for the head of a write queue, as one sendmsg of up to kMaxSendIov chunks.
+long SendQueued(int fd, const WriteQueue& wq);
 
 }  // namespace logcaster
