@@ -318,7 +318,7 @@ bool IoUringDriver::Harvest(int timeout_ms) {
 
 void IoUringDriver::StartListedSends() {
   if (send_ready_.empty()) return;
-  std::vector<int32_t> list;
+  std::vector<int32_t>& list = send_work_;  // swapped, not reallocated, every round
   list.swap(send_ready_);
   for (int32_t id : list) {
     Conn* c = engine_->Lookup(id);
@@ -328,6 +328,7 @@ void IoUringDriver::StartListedSends() {
     s->send_listed = false;
     if (!c->closing && !c->connecting && !s->send_inflight && !c->wq.empty()) StartSend(c, s);
   }
+  list.clear();
 }
 
 void IoUringDriver::EndTurn() {
@@ -346,7 +347,7 @@ void IoUringDriver::RearmStarved() {
   // Only once buffers came back (or no completion can be holding any): re-arming
   // into an empty pool would just earn another ENOBUFS per connection.
   if (recycled == 0 && !ring_.CqEmpty()) return;
-  std::vector<int32_t> list;
+  std::vector<int32_t>& list = starved_work_;
   list.swap(starved_);
   for (int32_t id : list) {
     Conn* c = engine_->Lookup(id);
@@ -355,6 +356,7 @@ void IoUringDriver::RearmStarved() {
     s->starved = false;
     if (!c->closing && Engine::WantsRead(c) && !s->HasHeld()) ArmRecv(c, s);
   }
+  list.clear();
 }
 
 size_t IoUringDriver::Reap(size_t max) {
@@ -500,7 +502,7 @@ void IoUringDriver::Deliver(Conn* c, ConnState* s, const char* data, size_t len)
 
 void IoUringDriver::DrainHeld() {
   if (held_ready_.empty()) return;
-  std::vector<int32_t> list;
+  std::vector<int32_t>& list = held_work_;
   list.swap(held_ready_);
   for (size_t i = 0; i < list.size(); ++i) {
     Conn* c = engine_->Lookup(list[i]);
@@ -538,6 +540,7 @@ void IoUringDriver::DrainHeld() {
           MarkReady(o, State(o));
         }
       }
+      list.clear();
       return;
     }
     // Delivered. Give back a large buffer: a burst must not pin its size per connection.
@@ -557,6 +560,7 @@ void IoUringDriver::DrainHeld() {
     }
     if (c->id == id && Engine::WantsRead(c) && !s->recv_armed) ArmRecv(c, s);
   }
+  list.clear();
 }
 
 void IoUringDriver::OnRecvCqe(Conn* c, const io_uring_cqe& cqe) {

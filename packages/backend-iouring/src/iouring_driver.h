@@ -129,6 +129,8 @@ class IoUringDriver final : public IoDriver {
   std::vector<int32_t> held_ready_;                // conns with deliverable held bytes
   std::vector<int32_t> send_ready_;                // conns whose send is built at EndTurn
   std::vector<int32_t> starved_;                   // conns whose recv waits for buffers
+  // Swap partners of the three lists while they are walked (capacity kept).
+  std::vector<int32_t> held_work_, send_work_, starved_work_;
 };
 
 }  // namespace logcaster

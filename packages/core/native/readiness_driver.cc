@@ -34,7 +34,8 @@ void ReadinessDriver::WaitOnThread() {
 bool ReadinessDriver::Harvest(int timeout_ms) {
   // Edge-triggered leftovers first: their readiness will not be reported again.
   if (!read_pending_.empty() || !accept_pending_.empty()) {
-    std::vector<int32_t> conns, lsn;
+    std::vector<int32_t>& conns = read_work_;  // swapped, not reallocated, every round
+    std::vector<int32_t>& lsn = accept_work_;
     conns.swap(read_pending_);
     lsn.swap(accept_pending_);
     for (int32_t id : lsn) {

@@ -45,6 +45,7 @@ class ReadinessDriver final : public IoDriver {
   size_t ready_pos_ = 0;
   std::vector<int32_t> read_pending_;    // edge-triggered conns with unread input
   std::vector<int32_t> accept_pending_;  // edge-triggered listeners with queued connections
+  std::vector<int32_t> read_work_, accept_work_;  // their swap partners while walked
 };
 
 }  // namespace logcaster
