@@ -22,31 +22,8 @@ export {
 } from './format';
 export type { ScanResult, SegmentHeader } from './format';
 
-export type FsyncPolicy = 'never' | 'interval' | 'always';
-
-export interface JournalOptions {
-  dir: string;
-  /** rotate before a record would make the current segment exceed this many bytes */
-  rotateSize: number;
-  /** segment files kept, including the one being written (oldest deleted first) */
-  maxFiles: number;
-  fsync: FsyncPolicy;
-  /** for 'interval' (default 1000) */
-  fsyncIntervalMs?: number;
-}
-
-export interface JournalStats {
-  /** records handed to the OS by this Journal since open */
-  persistedLines: number;
-  /** bytes (framing included) handed to the OS by this Journal since open */
-  persistedBytes: number;
-  /** segment files currently in the directory */
-  files: number;
-  /** damaged regions skipped or truncated (torn tails, bad CRCs) seen at open and in replay */
-  tornRecordsSkipped: number;
-  /** fdatasync/fsync calls issued on segment files */
-  fsyncs: number;
-}
+import type { FsyncPolicy, JournalOptions, JournalStats } from '../journal-api';
+export type { FsyncPolicy, JournalOptions, JournalStats };
 
 /** Everything in JournalStats plus diagnostics. */
 export interface JournalDetailedStats extends JournalStats {
