@@ -1,47 +1,16 @@
 'use strict';
 // Starts examples/chat as a real child process and drives it with real sockets on 127.0.0.1.
 const { expect } = require('chai');
-const { spawn } = require('child_process');
 const net = require('net');
 const path = require('path');
 
 const EXAMPLE = path.join(__dirname, '..');
-const ROOT = path.join(__dirname, '..', '..', '..');
+const { backendUnavailable, startExample, stop } = require('../../test-support');
 
-// null when the backend can run here, else why not (io_uring may be off or too old).
-function backendUnavailable(name) {
-  const { tryBackend } = require('@logcaster/core');
-  const { attempt } = tryBackend(name);
-  return attempt.status === 'loaded' ? null : `${attempt.status}: ${attempt.reason}`;
-}
-
-function startExample(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [EXAMPLE, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let started = false;
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no listening line; stderr: ${err}`)); }, 10000);
-    child.stderr.on('data', (d) => { err += d; process.stderr.write(`[chat stderr] ${d}`); });
-    child.stdout.on('data', (d) => {
-      out += d; if (process.env.CHAT_TEST_VERBOSE) process.stderr.write(`[chat] ${d}`);
-      const m = /^chat listening on ([\d.:a-f]+):(\d+) \(backend (\w+)\)\n/.exec(out);
-      if (m && !started) {
-        started = true;
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[2]), backend: m[3], output: () => out });
-      }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); if (!started) reject(new Error(`example exited with ${code}: ${err}`)); });
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-    child.once('exit', (code, signal) => resolve(code === null ? signal : code));
-    child.kill('SIGTERM');
-  });
+const READY = /^chat listening on ([\d.:a-f]+):(\d+) \(backend (\w+)\)\n/;
+async function startChat(args) {
+  const s = await startExample(EXAMPLE, args, READY);
+  return { child: s.child, port: Number(s.match[2]), backend: s.match[3], output: s.output };
 }
 
 /** A line-oriented test client: collects every line, lets tests wait for one. */
@@ -126,7 +95,7 @@ describe('examples/chat', function () {
   afterEach(() => { while (clients.length) clients.pop().close(); });
 
   describe('rooms, nicknames and commands', () => {
-    before(async () => { server = await startExample(['--port', '0', '--max-line', '100']); });
+    before(async () => { server = await startChat(['--port', '0', '--max-line', '100']); });
     after(async () => { expect(await stop(server.child)).to.equal(0); });
 
     it('broadcasts to the others in the room, not to the sender, not to other rooms', async () => {
@@ -205,7 +174,7 @@ describe('examples/chat', function () {
       it(`does not stall the room (skipped: ${backend} ${unsupported})`, function () { this.skip(); });
       return;
     }
-    before(async () => { server = await startExample(['--backend', backend, '--port', '0', '--max-drops', '500', '--max-queue', String(MAX_QUEUE), '--max-line', String(MAX_LINE), '--slow-timeout', '4000']); });
+    before(async () => { server = await startChat(['--backend', backend, '--port', '0', '--max-drops', '500', '--max-queue', String(MAX_QUEUE), '--max-line', String(MAX_LINE), '--slow-timeout', '4000']); });
     after(async () => { expect(await stop(server.child)).to.equal(0); });
 
     it('does not stall the room; its queue stays bounded; it is disconnected after its drops', async () => {
@@ -263,7 +232,7 @@ describe('examples/chat', function () {
     // Pinned to epoll for the io_uring issue described above: there, the flood is queued
     // instead of filling the kernel buffers first, so once the room is quiet the queue
     // does drain into them and the client is (rightly) no longer slow.
-    before(async () => { server = await startExample(['--backend', 'epoll', '--port', '0', '--max-drops', '1000000', '--slow-timeout', '1500']); });
+    before(async () => { server = await startChat(['--backend', 'epoll', '--port', '0', '--max-drops', '1000000', '--slow-timeout', '1500']); });
     after(async () => { expect(await stop(server.child)).to.equal(0); });
 
     it('is cut off once slow past --slow-timeout, even when the room goes quiet', async () => {

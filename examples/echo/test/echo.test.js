@@ -2,46 +2,18 @@
 // Starts examples/echo as a real child process on every backend that loads here and
 // drives it with real sockets on 127.0.0.1.
 const { expect } = require('chai');
-const { spawn, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const net = require('net');
 const path = require('path');
 const crypto = require('crypto');
 
 const EXAMPLE = path.join(__dirname, '..');
-const ROOT = path.join(__dirname, '..', '..', '..');
+const { ROOT, backendUnavailable, startExample, stop } = require('../../test-support');
 
-/** Can this backend be loaded on this machine? Probed in a child so a crash cannot hit mocha. */
-function probe(backend) {
-  const r = spawnSync(process.execPath, ['-e', `require('@logcaster/core').createReactor({ backend: '${backend}' }).close()`], { cwd: ROOT, encoding: 'utf8', timeout: 10000 });
-  if (r.status === 0) return null;
-  const lines = `${r.stderr}`.trim().split('\n').filter((l) => /error|unsupported|not available|ASan/i.test(l));
-  return (lines[0] || `exit status ${r.status}`).slice(0, 160);
-}
-
-/** Start the example; resolves with { child, port, backend } once it printed its first line. */
-function startExample(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [EXAMPLE, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no listening line; stderr: ${err}`)); }, 10000);
-    child.stderr.on('data', (d) => { err += d; });
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /^echo listening on ([\d.:a-f]+):(\d+) \(backend (\w+)\)\n/.exec(out);
-      if (m) { clearTimeout(timer); resolve({ child, host: m[1], port: Number(m[2]), backend: m[3] }); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`example exited with ${code}: ${err}`)); });
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    child.removeAllListeners('exit');
-    child.once('exit', (code, signal) => resolve(code === null ? signal : code));
-    child.kill('SIGTERM');
-  });
+/** Start the example; resolves with { child, host, port, backend } once it printed its first line. */
+async function startEcho(args) {
+  const s = await startExample(EXAMPLE, args, /^echo listening on ([\d.:a-f]+):(\d+) \(backend (\w+)\)\n/);
+  return { child: s.child, host: s.match[1], port: Number(s.match[2]), backend: s.match[3] };
 }
 
 /** Send `payload` on a fresh connection and collect exactly payload.length echoed bytes. */
@@ -63,14 +35,14 @@ describe('examples/echo', function () {
   this.timeout(30000);
 
   for (const backend of BACKENDS) {
-    const reason = probe(backend);
+    const reason = backendUnavailable(backend);
     if (reason) {
       it(`echo on ${backend} (skipped: backend cannot be loaded here: ${reason})`, function () { this.skip(); });
       continue;
     }
     describe(`--backend ${backend}`, () => {
       let server;
-      before(async () => { server = await startExample(['--backend', backend, '--port', '0']); });
+      before(async () => { server = await startEcho(['--backend', backend, '--port', '0']); });
       after(async () => { if (server) await stop(server.child); });
 
       it('prints a parseable first line with the real port and backend', () => {
@@ -100,7 +72,7 @@ describe('examples/echo', function () {
   }
 
   it('exits 0 on SIGINT', async () => {
-    const s = await startExample(['--port', '0']);
+    const s = await startEcho(['--port', '0']);
     const code = await new Promise((resolve) => { s.child.removeAllListeners('exit'); s.child.once('exit', (c, sig) => resolve(c === null ? sig : c)); s.child.kill('SIGINT'); });
     expect(code).to.equal(0);
   });

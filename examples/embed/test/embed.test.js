@@ -8,35 +8,12 @@ const net = require('net');
 const path = require('path');
 
 const EXAMPLE = path.join(__dirname, '..');
-const ROOT = path.join(__dirname, '..', '..', '..');
+const { startExample, stop } = require('../../test-support');
 
-function startExample(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [EXAMPLE, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let started = false;
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no listening line; stderr: ${err}`)); }, 15000);
-    child.stderr.on('data', (d) => { err += d; process.stderr.write(`[embed stderr] ${d}`); });
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /^embed listening http=[\d.]+:(\d+) ingest=[\d.]+:(\d+) query=[\d.]+:(\d+) \(backend (\w+)\)\n/.exec(out);
-      if (m && !started) {
-        started = true;
-        clearTimeout(timer);
-        resolve({ child, httpPort: Number(m[1]), ingestPort: Number(m[2]), queryPort: Number(m[3]), backend: m[4] });
-      }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); if (!started) reject(new Error(`example exited with ${code}: ${err}`)); });
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-    child.once('exit', (code, signal) => resolve(code === null ? signal : code));
-    child.kill('SIGTERM');
-  });
+async function startEmbed(args) {
+  const s = await startExample(EXAMPLE, args, /^embed listening http=[\d.]+:(\d+) ingest=[\d.]+:(\d+) query=[\d.]+:(\d+) \(backend (\w+)\)\n/, 15000);
+  const m = s.match;
+  return { child: s.child, httpPort: Number(m[1]), ingestPort: Number(m[2]), queryPort: Number(m[3]), backend: m[4] };
 }
 
 /** GET on a fresh connection; resolves { status, body, ms } or rejects. */
@@ -70,7 +47,7 @@ describe('examples/embed', function () {
   const LINES = Number(process.env.EMBED_TEST_LINES || 300000);
   const CONNECTIONS = 50;
   let server;
-  before(async () => { server = await startExample(['--http-port', '0', '--ingest-port', '0', '--query-port', '0', '--report', '0', '--capacity', String(LINES), '--backend', process.env.EMBED_TEST_BACKEND || 'auto']); });
+  before(async () => { server = await startEmbed(['--http-port', '0', '--ingest-port', '0', '--query-port', '0', '--report', '0', '--capacity', String(LINES), '--backend', process.env.EMBED_TEST_BACKEND || 'auto']); });
   after(async () => { if (server) expect(await stop(server.child)).to.equal(0); });
 
   it('serves its HTTP app', async () => {

@@ -1,7 +1,7 @@
 'use strict';
 // Starts examples/http as a real child process and drives it with curl, raw sockets and wrk.
 const { expect } = require('chai');
-const { spawn, execFile, spawnSync } = require('child_process');
+const { execFile, spawnSync } = require('child_process');
 const net = require('net');
 const fs = require('fs');
 const os = require('os');
@@ -9,34 +9,14 @@ const path = require('path');
 const crypto = require('crypto');
 
 const EXAMPLE = path.join(__dirname, '..');
-const ROOT = path.join(__dirname, '..', '..', '..');
+const { startExample, stop } = require('../../test-support');
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const HAVE_CURL = has('curl');
 const HAVE_WRK = has('wrk');
 
-function startExample(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [EXAMPLE, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let started = false;
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no listening line; stderr: ${err}`)); }, 10000);
-    child.stderr.on('data', (d) => { err += d; process.stderr.write(`[http stderr] ${d}`); });
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /^http listening on ([\d.:a-f]+):(\d+) \(backend (\w+)\)/.exec(out);
-      if (m && !started) { started = true; clearTimeout(timer); resolve({ child, port: Number(m[2]), backend: m[3] }); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); if (!started) reject(new Error(`example exited with ${code}: ${err}`)); });
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-    child.once('exit', (code, signal) => resolve(code === null ? signal : code));
-    child.kill('SIGTERM');
-  });
+async function startHttp(args) {
+  const s = await startExample(EXAMPLE, args, /^http listening on ([\d.:a-f]+):(\d+) \(backend (\w+)\)/);
+  return { child: s.child, port: Number(s.match[2]), backend: s.match[3] };
 }
 
 function run(cmd, args, timeout = 30000) {
@@ -104,7 +84,7 @@ describe('examples/http', function () {
     fs.mkdirSync(path.join(tmp, 'www'));
     fs.writeFileSync(path.join(tmp, 'www', 'index.html'), '<p>inner</p>\n');
     fs.copyFileSync(path.join(tmp, 'big.bin'), path.join(tmp, 'www', 'big.bin'));
-    server = await startExample(['--port', '0', '--root', path.join(tmp, 'www')]);
+    server = await startHttp(['--port', '0', '--root', path.join(tmp, 'www')]);
   });
   after(async () => {
     if (server) expect(await stop(server.child)).to.equal(0);
