@@ -4,58 +4,16 @@
 // paused or while the read arena is full, SQPOLL). Idle CPU: core/test/node-integration.
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 
 import { createReactorWith } from '@logcaster/core';
 import type { BackendModule, Connection, Reactor } from '@logcaster/core';
+import { delay, pattern, peer as client, waitFor } from '@logcaster/core/dist/test/support/net';
 
 const pkgDir = join(__dirname, '..', '..');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const backend = require(pkgDir) as BackendModule;
 const support = backend.probe();
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(5);
-  }
-}
-
-function pattern(size: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(size);
-  let x = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
-interface Client {
-  socket: Socket;
-  received(): Buffer;
-  bytes(): number;
-}
-
-function client(port: number): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    const socket = connect({ port, host: '127.0.0.1' });
-    socket.on('data', (d) => {
-      chunks.push(d);
-      n += d.length;
-    });
-    socket.once('error', reject);
-    socket.once('connect', () => resolve({ socket, received: () => Buffer.concat(chunks), bytes: () => n }));
-  });
-}
 
 /** Run a script in a fresh node with extra environment; returns its JSON output. */
 function runChild(script: string, env: Record<string, string>): unknown {

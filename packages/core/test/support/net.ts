@@ -22,6 +22,8 @@ export function openFds(): number {
 export interface Peer {
   socket: Socket;
   received(): Buffer;
+  /** bytes received so far (cheap: no concatenation) */
+  bytes(): number;
   /** received() as UTF-8 text */
   text(): string;
   ended: Promise<void>;
@@ -32,17 +34,22 @@ export interface Peer {
 export function peer(port: number, host = '127.0.0.1', allowHalfOpen = false): Promise<Peer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let count = 0;
     const socket = connect({ port, host, allowHalfOpen });
     let onEnd!: () => void;
     const ended = new Promise<void>((r) => (onEnd = r));
     const closed = new Promise<boolean>((r) => socket.once('close', r));
-    socket.on('data', (d) => chunks.push(d));
+    socket.on('data', (d) => {
+      chunks.push(d);
+      count += d.length;
+    });
     socket.on('end', () => onEnd());
     socket.on('error', () => {});
     socket.once('connect', () =>
       resolve({
         socket,
         received: () => Buffer.concat(chunks),
+        bytes: () => count,
         text: () => Buffer.concat(chunks).toString(),
         ended,
         closed,
