@@ -17,20 +17,11 @@ const { spawn } = require('child_process');
 const { monitorEventLoopDelay } = require('perf_hooks');
 const { createLogCaster } = require('@logcaster/server');
 
-// --- a tiny, self-contained argument parser (copy it with the example) ---
+// Options by node's own util.parseArgs, each value typed like its default.
 function parseArgs(argv, defaults) {
-  const opts = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
-    if (!m) throw new Error(`unexpected argument: ${argv[i]}`);
-    const key = m[1];
-    if (key === 'help') { opts.help = true; continue; }
-    if (!(key in defaults)) throw new Error(`unknown option --${key}`);
-    const value = m[2] !== undefined ? m[2] : argv[++i];
-    if (value === undefined) throw new Error(`option --${key} needs a value`);
-    opts[key] = typeof defaults[key] === 'number' ? Number(value) : value;
-  }
-  return opts;
+  const options = Object.fromEntries(['help', ...Object.keys(defaults)].map((k) => [k, { type: k === 'help' ? 'boolean' : 'string' }]));
+  const { values } = require('node:util').parseArgs({ args: argv, options });
+  return Object.fromEntries(Object.entries({ ...defaults, ...values }).map(([k, v]) => [k, typeof defaults[k] === 'number' ? Number(v) : v]));
 }
 
 let opts;

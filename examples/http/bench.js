@@ -38,15 +38,11 @@ if (process.argv[2] === '--node-http-server') {
   return;
 }
 
+// Options by node's own util.parseArgs, each value typed like its default.
 function parseArgs(argv, defaults) {
-  const opts = { ...defaults };
-  for (let i = 0; i < argv.length; i++) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
-    if (!m || !(m[1] in defaults)) throw new Error(`unknown argument ${argv[i]}`);
-    const value = m[2] !== undefined ? m[2] : argv[++i];
-    opts[m[1]] = typeof defaults[m[1]] === 'number' ? Number(value) : value;
-  }
-  return opts;
+  const options = Object.fromEntries(['help', ...Object.keys(defaults)].map((k) => [k, { type: k === 'help' ? 'boolean' : 'string' }]));
+  const { values } = require('node:util').parseArgs({ args: argv, options });
+  return Object.fromEntries(Object.entries({ ...defaults, ...values }).map(([k, v]) => [k, typeof defaults[k] === 'number' ? Number(v) : v]));
 }
 const opts = parseArgs(process.argv.slice(2), { backend: 'auto', path: '/index.html', threads: 2, connections: 50, duration: 5, runs: 3 });
 
