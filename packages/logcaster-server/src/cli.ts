@@ -46,10 +46,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const fsync = info.dataDir ? ` (fsync ${server.options.fsync})` : '';
-  process.stdout.write(
-    `LogCaster ${VERSION} backend=${info.backend} ingest=${info.host}:${info.ingestPort} query=${info.host}:${info.queryPort} ` +
-      `data-dir=${info.dataDir ?? 'none (memory only)'}${fsync}${info.reloaded ? ` reloaded=${info.reloaded}` : ''}\n`,
-  );
   return new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -67,8 +63,14 @@ export async function main(argv: readonly string[]): Promise<number> {
         },
       );
     };
+    // Handlers first, then the start line: a supervisor that signals as soon as it
+    // reads the line must reach them (it often did not, on a busy 2-core machine).
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.stdout.write(
+      `LogCaster ${VERSION} backend=${info.backend} ingest=${info.host}:${info.ingestPort} query=${info.host}:${info.queryPort} ` +
+        `data-dir=${info.dataDir ?? 'none (memory only)'}${fsync}${info.reloaded ? ` reloaded=${info.reloaded}` : ''}\n`,
+    );
   });
 }
 
