@@ -5,7 +5,7 @@ const net = require('net');
 const path = require('path');
 
 const EXAMPLE = path.join(__dirname, '..');
-const { backendUnavailable, startExample, stop } = require('../../test-support');
+const { backendUnavailable, startExample, stop } = require('@logcaster/testkit');
 
 const READY = /^chat listening on ([\d.:a-f]+):(\d+) \(backend (\w+)\)\n/;
 async function startChat(args) {

@@ -8,7 +8,7 @@ const path = require('path');
 const crypto = require('crypto');
 
 const EXAMPLE = path.join(__dirname, '..');
-const { ROOT, backendUnavailable, startExample, stop } = require('../../test-support');
+const { ROOT, backendUnavailable, startExample, stop } = require('@logcaster/testkit');
 
 /** Start the example; resolves with { child, host, port, backend } once it printed its first line. */
 async function startEcho(args) {

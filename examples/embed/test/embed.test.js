@@ -8,7 +8,7 @@ const net = require('net');
 const path = require('path');
 
 const EXAMPLE = path.join(__dirname, '..');
-const { startExample, stop } = require('../../test-support');
+const { startExample, stop } = require('@logcaster/testkit');
 
 async function startEmbed(args) {
   const s = await startExample(EXAMPLE, args, /^embed listening http=[\d.]+:(\d+) ingest=[\d.]+:(\d+) query=[\d.]+:(\d+) \(backend (\w+)\)\n/, 15000);

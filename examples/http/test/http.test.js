@@ -9,7 +9,7 @@ const path = require('path');
 const crypto = require('crypto');
 
 const EXAMPLE = path.join(__dirname, '..');
-const { startExample, stop } = require('../../test-support');
+const { startExample, stop } = require('@logcaster/testkit');
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const HAVE_CURL = has('curl');
 const HAVE_WRK = has('wrk');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { createReactorWith } from '@logcaster/core';
 import type { BackendModule, Connection, Reactor } from '@logcaster/core';
-import { delay, pattern, peer as client, waitFor } from '@logcaster/core/dist/test/support/net';
+import { delay, pattern, peer as client, waitFor } from '@logcaster/testkit';
 
 const pkgDir = join(__dirname, '..', '..');
 // eslint-disable-next-line @typescript-eslint/no-require-imports

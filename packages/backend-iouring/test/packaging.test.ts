@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { describePrebuiltInstall } from '@logcaster/core/dist/test/support/packaging';
+import { describePrebuiltInstall } from '@logcaster/testkit';
 
 const pkgDir = join(__dirname, '..', '..');
 describePrebuiltInstall(pkgDir, 'iouring');

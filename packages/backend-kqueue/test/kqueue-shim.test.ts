@@ -6,8 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { runConformance } from '@logcaster/core/dist/test/conformance-suite';
-import type { BackendModule } from '@logcaster/core/dist/src/types';
+import { runConformance } from '@logcaster/conformance';
+import type { BackendModule } from '@logcaster/core';
 
 const pkgDir = join(__dirname, '..', '..');
 const shimDir = join(pkgDir, 'test', 'shim');

@@ -1,6 +1,6 @@
 // Packed with its prebuild and installed where no compiler exists, the package loads.
 import { join } from 'node:path';
 
-import { describePrebuiltInstall } from '@logcaster/core/dist/test/support/packaging';
+import { describePrebuiltInstall } from '@logcaster/testkit';
 
 describePrebuiltInstall(join(__dirname, '..', '..'), 'poll');

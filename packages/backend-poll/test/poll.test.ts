@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
 
 import { createReactor, type Reactor } from '@logcaster/core';
-import { peer, waitFor, type Peer } from '@logcaster/core/dist/test/support/net';
+import { peer, waitFor, type Peer } from '@logcaster/testkit';
 
 describe('poll backend', function () {
   this.timeout(30000);

@@ -19,7 +19,7 @@ for b in "${backends[@]}"; do
     node "$root/node_modules/node-gyp/bin/node-gyp.js" rebuild ${nodedir:+--nodedir="$nodedir"} -j max >/dev/null)
 done
 cat > "$work/conformance.js" <<JS
-const { runConformance } = require('$root/packages/core/dist/test/conformance-suite');
+const { runConformance } = require('$root/packages/conformance/dist/src/suite');
 for (const b of '${backends[*]}'.split(' ')) {
   const path = '$work/backend-' + b + '/build/Release/logcaster_' + b + '.node';
   const mod = require(path);

@@ -4,12 +4,12 @@ import * as path from 'node:path';
 
 import { createReactor, type BackendName, type Listener, type Reactor } from '@logcaster/core';
 
-import { Ingest, type StoredLine } from './ingest';
-import { loadJournalModule, type FsyncPolicy, type JournalLike } from './journal-api';
-import { QueryEngine } from './query-engine';
-import { QueryServer } from './query';
-import { LogStore } from './store';
-import { parseSyslog, type SyslogHeader } from './syslog';
+import { IngestPort, type StoredLine } from './ingest/ingest-port';
+import { Journal, type FsyncPolicy } from './journal';
+import { QueryEngine } from './query/engine';
+import { QueryPort } from './query/query-port';
+import { parseSyslog, type SyslogHeader } from './query/syslog';
+import { LogStore } from './store/log-store';
 
 export interface LogCasterOptions {
   /** Reactor backend: 'auto' (default) or one name. */
@@ -134,10 +134,10 @@ export class LogCaster extends EventEmitter {
   readonly options: ReturnType<typeof resolveOptions>;
   readonly store: LogStore;
   private reactor: Reactor | undefined;
-  private ingest: Ingest | undefined;
-  private query: QueryServer | undefined;
+  private ingest: IngestPort | undefined;
+  private query: QueryPort | undefined;
   private engine: QueryEngine | undefined;
-  private journal: JournalLike | undefined;
+  private journal: Journal | undefined;
   private listeners_: Listener[] = [];
   private startedAt = 0;
   private reloaded = 0;
@@ -175,12 +175,8 @@ export class LogCaster extends EventEmitter {
     let dataDir: string | undefined;
     try {
       if (o.dataDir !== undefined) {
-        const mod = loadJournalModule();
-        if (!mod) {
-          throw new Error('persistence requested (dataDir) but the journal module is not available in this build; use dataDir none');
-        }
         dataDir = path.resolve(o.dataDir);
-        this.journal = mod.Journal.open({ dir: dataDir, rotateSize: o.rotateSize, maxFiles: o.maxFiles, fsync: o.fsync, fsyncIntervalMs: o.fsyncIntervalMs });
+        this.journal = Journal.open({ dir: dataDir, rotateSize: o.rotateSize, maxFiles: o.maxFiles, fsync: o.fsync, fsyncIntervalMs: o.fsyncIntervalMs });
         const peers = this.store.peers;
         const r = this.journal.replay(o.capacity, (t, peer, line) => {
           this.store.append(line, 0, line.length, t, peers.intern(peer));
@@ -189,13 +185,13 @@ export class LogCaster extends EventEmitter {
         this.tornSkipped = r.tornSkipped;
       }
       this.engine = new QueryEngine({ regexTimeoutMs: o.regexTimeoutMs });
-      this.ingest = new Ingest(
+      this.ingest = new IngestPort(
         { maxLine: o.maxLine, maxClients: o.maxClients, idleTimeoutMs: o.idleTimeout * 1000, ack: o.ack, ackAfterDurable: o.fsync === 'always' },
         this.store,
         this.journal,
       );
       this.updateLineHook();
-      this.query = new QueryServer({
+      this.query = new QueryPort({
         store: this.store,
         engine: this.engine,
         utc: o.utc,

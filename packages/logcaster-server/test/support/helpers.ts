@@ -1,52 +1,16 @@
-// Test helpers: real TCP clients on 127.0.0.1 for the ingest and query ports.
-import * as net from 'node:net';
+// Server test helpers: a LogCaster on free ports, and a line-reading query-port client.
+// Generic socket helpers (connectTo, sendAndClose, delay, waitFor) are in @logcaster/testkit.
+import type * as net from 'node:net';
+
+import { connectTo } from '@logcaster/testkit';
 
 import { createLogCaster, type LogCaster, type LogCasterOptions, type StartInfo } from '../../src';
 
-export const HOST = '127.0.0.1';
-
+/** A LogCaster on free ports (memory-only unless `opts` says otherwise), started. */
 export async function startServer(opts: LogCasterOptions = {}): Promise<{ lc: LogCaster; info: StartInfo }> {
   const lc = createLogCaster({ port: 0, queryPort: 0, ...opts });
   const info = await lc.start();
   return { lc, info };
-}
-
-export function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: HOST, port });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-/** Send bytes on a new connection, half-close, wait for the server to close. Returns
- *  what the server wrote back. */
-export async function sendAndClose(port: number, data: string | Buffer | (string | Buffer)[], gapMs = 0): Promise<Buffer> {
-  const s = await connect(port);
-  const chunks: Buffer[] = [];
-  s.on('data', (d) => chunks.push(d));
-  const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
-  s.on('error', () => {});
-  const parts = Array.isArray(data) ? data : [data];
-  for (const p of parts) {
-    s.write(p);
-    if (gapMs) await sleep(gapMs);
-  }
-  s.end();
-  await closed;
-  return Buffer.concat(chunks);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export async function waitFor(cond: () => boolean, timeoutMs = 5000, what: string | (() => string) = "condition"): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
-    await sleep(5);
-  }
 }
 
 /** A query-port client that reads answers line by line. */
@@ -77,7 +41,7 @@ export class QueryClient {
     for (const f of w) f();
   }
   static async open(port: number): Promise<QueryClient> {
-    return new QueryClient(await connect(port));
+    return new QueryClient(await connectTo(port));
   }
   send(cmd: string): void {
     this.socket.write(cmd + '\n');

@@ -1,0 +1,70 @@
+// The `logcaster` command.
+import { LogCaster } from '../server';
+import { parseCli, USAGE } from './args';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION: string = (require('../../../package.json') as { version: string }).version;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const parsed = parseCli(argv);
+  if (!parsed.ok) {
+    process.stderr.write(`logcaster: ${parsed.error}\nTry 'logcaster --help' for the list of options.\n`);
+    return 2;
+  }
+  const cli = parsed.value;
+  if (cli.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (cli.version) {
+    process.stdout.write(`logcaster ${VERSION}\n`);
+    return 0;
+  }
+  const opts = cli.server;
+  let server: LogCaster;
+  try {
+    server = new LogCaster(opts);
+  } catch (e) {
+    process.stderr.write(`logcaster: ${(e as Error).message}\n`);
+    return 2;
+  }
+  server.on('error', (err: Error) => process.stderr.write(`logcaster: ${err.stack ?? err.message}\n`));
+  let info;
+  try {
+    info = await server.start();
+  } catch (e) {
+    process.stderr.write(`logcaster: cannot start: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const fsync = info.dataDir ? ` (fsync ${server.options.fsync})` : '';
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (signalled) {
+        process.stderr.write(`logcaster: ${sig} again, exiting now\n`);
+        process.exit(130);
+      }
+      signalled = true;
+      process.stderr.write(`logcaster: ${sig}: finishing received lines, flushing, exiting\n`);
+      server.stop().then(
+        () => resolve(0),
+        (err: Error) => {
+          process.stderr.write(`logcaster: error during shutdown: ${err.message}\n`);
+          resolve(1);
+        },
+      );
+    };
+    // Handlers first, then the start line: a supervisor that signals as soon as it
+    // reads the line must reach them (it often did not, on a busy 2-core machine).
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.stdout.write(
+      `LogCaster ${VERSION} backend=${info.backend} ingest=${info.host}:${info.ingestPort} query=${info.host}:${info.queryPort} ` +
+        `data-dir=${info.dataDir ?? 'none (memory only)'}${fsync}${info.reloaded ? ` reloaded=${info.reloaded}` : ''}\n`,
+    );
+  });
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
+}

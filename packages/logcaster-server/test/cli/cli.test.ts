@@ -1,0 +1,216 @@
+// The `logcaster` command as a child process: flags, start line, signals,
+// persistence across restarts, and kill -9 with acks after fsync.
+import { expect } from 'chai';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { parseCli } from '../../src/cli/args';
+import { parseSize } from '../../src/cli/size';
+import { connectTo, delay, tmpDir } from '@logcaster/testkit';
+import { QueryClient, stripStamp } from '../support/helpers';
+
+const BIN = path.resolve(__dirname, '../../../bin/logcaster.js');
+
+function runSync(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 15000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface Running {
+  child: ChildProcess;
+  line: string;
+  ingestPort: number;
+  queryPort: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: () => string;
+}
+
+async function startCli(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, '--port', '0', '--query-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const line = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no start line; stderr: ${err}`)), 10000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(t);
+        resolve(out.slice(0, nl));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code} before starting: ${err}`)));
+  });
+  const m = /ingest=[^ ]+:(\d+) query=[^ ]+:(\d+)/.exec(line);
+  if (!m) throw new Error(`bad start line: ${line}`);
+  return { child, line, ingestPort: Number(m[1]), queryPort: Number(m[2]), exited, stderr: () => err };
+}
+
+
+
+describe('logcaster CLI', function () {
+  this.timeout(60000);
+
+  it('parses sizes with suffixes', () => {
+    expect(parseSize('64k')).to.equal(65536);
+    expect(parseSize('16M')).to.equal(16 * 1024 * 1024);
+    expect(parseSize('1g')).to.equal(1024 ** 3);
+    expect(parseSize('100')).to.equal(100);
+    expect(parseSize('-1')).to.equal(undefined);
+    expect(parseSize('12q')).to.equal(undefined);
+    const r = parseCli(['--max-line', '64k', '--capacity', '200k', '--rotate-size=16M', '--fsync', 'always', '--ack', '--data-dir', 'none']);
+    expect(r.ok).to.equal(true);
+    if (r.ok) expect(r.value.server).to.include({ maxLine: 65536, capacity: 200000, rotateSize: 16 * 1024 * 1024, fsync: 'always', ack: true, dataDir: null });
+  });
+
+  it('exits 2 with a clear message on bad flags and values', () => {
+    const bad = [
+      ['--bogus'],
+      ['--port', 'abc'],
+      ['--port', '70000'],
+      ['--backend', 'kqueue2'],
+      ['--fsync', 'sometimes'],
+      ['--max-line', '5x'],
+      ['--max-line', '4'],
+      ['--capacity', '0'],
+      ['--capacity'],
+      ['--idle-timeout', '-3'],
+      ['--ack=yes'],
+      ['stray'],
+    ];
+    for (const args of bad) {
+      const r = runSync(args);
+      expect(r.status, args.join(' ')).to.equal(2);
+      expect(r.stderr, args.join(' ')).to.match(/^logcaster: .+\n/);
+      expect(r.stdout).to.equal('');
+    }
+  });
+
+  it('--help describes every option; --version prints the version', () => {
+    const h = runSync(['--help']);
+    expect(h.status).to.equal(0);
+    for (const f of ['--backend', '--host', '--port', '--query-port', '--capacity', '--max-line', '--max-clients', '--idle-timeout', '--data-dir', '--rotate-size', '--max-files', '--fsync', '--ack', '--admin-token', '--help', '--version']) {
+      expect(h.stdout).to.include(f);
+    }
+    const v = runSync(['--version']);
+    expect(v.status).to.equal(0);
+    expect(v.stdout).to.match(/^logcaster \d+\.\d+\.\d+\n$/);
+  });
+
+  it('prints one start line; SIGTERM exits 0', async () => {
+    const run = await startCli(['--data-dir', 'none']);
+    expect(run.line).to.match(/^LogCaster \S+ backend=\w+ ingest=127\.0\.0\.1:\d+ query=127\.0\.0\.1:\d+ data-dir=none \(memory only\)$/);
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).to.equal(0);
+  });
+
+  describe('persistence', function () {
+    it('reloads stored lines after a restart', async () => {
+      const dir = tmpDir();
+      try {
+        const a = await startCli(['--data-dir', dir]);
+        expect(a.line).to.include(`data-dir=${dir}`);
+        const s = await connectTo(a.ingestPort);
+        s.end(Array.from({ length: 1000 }, (_, i) => `persist ${i}`).join('\n') + '\n');
+        await new Promise((r) => s.once('close', r));
+        await delay(100);
+        a.child.kill('SIGINT');
+        expect((await a.exited).code).to.equal(0);
+        const b = await startCli(['--data-dir', dir]);
+        expect(b.line).to.include('reloaded=1000');
+        const q = await QueryClient.open(b.queryPort);
+        expect(await q.ask('COUNT')).to.equal('COUNT: 1000');
+        const r = await q.found('RECENT 2');
+        expect(r.lines.map(stripStamp)).to.deep.equal(['persist 998', 'persist 999']);
+        q.close();
+        b.child.kill('SIGTERM');
+        expect((await b.exited).code).to.equal(0);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('SIGTERM while clients are sending: finishes received lines, flushes, exits 0, nothing lost', async () => {
+      const dir = tmpDir();
+      try {
+        const a = await startCli(['--data-dir', dir, '--fsync', 'never', '--capacity', '300k']);
+        const s = await connectTo(a.ingestPort);
+        s.on('error', () => {});
+        const N = 200_000;
+        const lines: string[] = [];
+        for (let i = 0; i < N; i++) lines.push(`term ${i}`);
+        s.write(lines.join('\n') + '\n');
+        await new Promise<void>((r) => (s.writableLength === 0 ? r() : s.once('drain', () => r())));
+        a.child.kill('SIGTERM');
+        expect((await a.exited).code).to.equal(0);
+        s.destroy();
+        const b = await startCli(['--data-dir', dir, '--capacity', '300k']);
+        const q = await QueryClient.open(b.queryPort);
+        expect(await q.ask('COUNT')).to.equal(`COUNT: ${N}`);
+        expect((await q.found('RECENT 1')).lines.map(stripStamp)).to.deep.equal([`term ${N - 1}`]);
+        q.close();
+        b.child.kill('SIGTERM');
+        expect((await b.exited).code).to.equal(0);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('kill -9 under --ack --fsync always loses no acknowledged line', async () => {
+      const dir = tmpDir();
+      try {
+        const a = await startCli(['--data-dir', dir, '--ack', '--fsync', 'always', '--capacity', '1M']);
+        const CONNS = 8;
+        const acked = new Array<number>(CONNS).fill(0);
+        const socks = await Promise.all(Array.from({ length: CONNS }, () => connectTo(a.ingestPort)));
+        let stop = false;
+        socks.forEach((s, c) => {
+          s.on('error', () => {});
+          s.on('data', (d: Buffer) => {
+            for (let i = 0; i < d.length; i++) if (d[i] === 10) acked[c]++;
+          });
+          let n = 0;
+          const pump = (): void => {
+            if (stop || n >= 100_000) return;
+            const batch: string[] = [];
+            for (let k = 0; k < 200; k++) batch.push(`k9 c=${c} n=${n++}`);
+            if (s.write(batch.join('\n') + '\n')) setImmediate(pump);
+            else s.once('drain', pump);
+          };
+          pump();
+        });
+        await delay(1200);
+        const ackedAtKill = acked.slice();
+        a.child.kill('SIGKILL');
+        stop = true;
+        await a.exited;
+        for (const s of socks) s.destroy();
+        // acks that arrived before the kill are what we must find (late ones are bonus)
+        expect(ackedAtKill.reduce((x, y) => x + y, 0)).to.be.greaterThan(1000);
+        const b = await startCli(['--data-dir', dir, '--capacity', '1M']);
+        const q = await QueryClient.open(b.queryPort);
+        const count = Number(/^COUNT: (\d+)$/.exec(await q.ask('COUNT'))![1]);
+        const r = await q.found(`RECENT ${count}`, 60000);
+        const next = new Array<number>(CONNS).fill(0);
+        for (const line of r.lines) {
+          const m = /^k9 c=(\d+) n=(\d+)$/.exec(stripStamp(line));
+          if (!m) continue; // a torn last line can only be an unacknowledged one
+          const c = Number(m[1]);
+          const n = Number(m[2]);
+          expect(n, `connection ${c} order`).to.equal(next[c]);
+          next[c]++;
+        }
+        for (let c = 0; c < CONNS; c++) expect(next[c], `connection ${c}: stored ${next[c]} < acked ${ackedAtKill[c]}`).to.be.at.least(ackedAtKill[c]);
+        q.close();
+        b.child.kill('SIGTERM');
+        expect((await b.exited).code).to.equal(0);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+});

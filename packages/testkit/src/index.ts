@@ -1,0 +1,5 @@
+// @logcaster/testkit: helpers every package's tests share (private, never published).
+export * from './net';
+export * from './examples';
+export * from './fs';
+export { describePrebuiltInstall, testPrebuiltInstall, type PrebuiltInstallResult } from './packaging';
