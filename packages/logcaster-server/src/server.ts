@@ -4,6 +4,7 @@ import * as path from 'node:path';
 
 import { createReactor, type BackendName, type Listener, type Reactor } from '@logcaster/core';
 
+import { checkOptions, MAX_TIMER_MS, optionDefault } from './cli/args';
 import { IngestPort, type StoredLine } from './ingest/ingest-port';
 import { Journal, type FsyncPolicy } from './journal';
 import { QueryEngine } from './query/engine';
@@ -107,25 +108,30 @@ export declare interface LogCaster {
 }
 
 function resolveOptions(o: LogCasterOptions): Required<Omit<LogCasterOptions, 'adminToken' | 'dataDir'>> & { adminToken?: string; dataDir?: string } {
+  const bad = checkOptions(o);
+  if (bad) throw new RangeError(`LogCaster: ${bad}`);
+  if (o.shutdownGraceMs !== undefined && !(Number.isInteger(o.shutdownGraceMs) && o.shutdownGraceMs >= 0 && o.shutdownGraceMs <= MAX_TIMER_MS)) {
+    throw new RangeError(`LogCaster: shutdownGraceMs must be 0 to ${MAX_TIMER_MS} ms, got ${o.shutdownGraceMs}`);
+  }
   const dataDir = o.dataDir === null || o.dataDir === undefined || o.dataDir === 'none' ? undefined : o.dataDir;
   return {
-    backend: o.backend ?? 'auto',
-    host: o.host ?? '127.0.0.1',
-    port: o.port ?? 9999,
-    queryPort: o.queryPort ?? 9998,
-    capacity: o.capacity ?? 100_000,
-    maxLine: o.maxLine ?? 65536,
-    maxClients: o.maxClients ?? 1000,
-    idleTimeout: o.idleTimeout ?? 0,
+    backend: o.backend ?? optionDefault('backend')!,
+    host: o.host ?? optionDefault('host')!,
+    port: o.port ?? optionDefault('port')!,
+    queryPort: o.queryPort ?? optionDefault('queryPort')!,
+    capacity: o.capacity ?? optionDefault('capacity')!,
+    maxLine: o.maxLine ?? optionDefault('maxLine')!,
+    maxClients: o.maxClients ?? optionDefault('maxClients')!,
+    idleTimeout: o.idleTimeout ?? optionDefault('idleTimeout')!,
     dataDir,
-    rotateSize: o.rotateSize ?? 16 * 1024 * 1024,
-    maxFiles: o.maxFiles ?? 8,
-    fsync: o.fsync ?? 'interval',
-    fsyncIntervalMs: o.fsyncIntervalMs ?? 1000,
+    rotateSize: o.rotateSize ?? optionDefault('rotateSize')!,
+    maxFiles: o.maxFiles ?? optionDefault('maxFiles')!,
+    fsync: o.fsync ?? optionDefault('fsync')!,
+    fsyncIntervalMs: o.fsyncIntervalMs ?? optionDefault('fsyncIntervalMs')!,
     ack: o.ack ?? false,
     adminToken: o.adminToken,
     utc: o.utc ?? false,
-    regexTimeoutMs: o.regexTimeoutMs ?? 2000,
+    regexTimeoutMs: o.regexTimeoutMs ?? optionDefault('regexTimeoutMs')!,
     shutdownGraceMs: o.shutdownGraceMs ?? 2000,
   };
 }
@@ -149,10 +155,6 @@ export class LogCaster extends EventEmitter {
     super();
     this.options = resolveOptions(options);
     const o = this.options;
-    if (!Number.isInteger(o.capacity) || o.capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${o.capacity}`);
-    if (!Number.isInteger(o.maxLine) || o.maxLine < 16) throw new RangeError(`maxLine must be an integer >= 16, got ${o.maxLine}`);
-    if (!Number.isInteger(o.maxClients) || o.maxClients < 1) throw new RangeError(`maxClients must be a positive integer, got ${o.maxClients}`);
-    if (!(o.idleTimeout >= 0)) throw new RangeError(`idleTimeout must be >= 0 seconds, got ${o.idleTimeout}`);
     this.store = new LogStore(o.capacity, o.maxLine + 64);
     // Only pay for 'line' events while someone listens.
     this.on('newListener', (event) => {

@@ -1,61 +1,145 @@
-// Command-line parsing for `logcaster`. Pure: returns options or an error message.
-import type { BackendName } from '@logcaster/core';
+// The options of `logcaster`, as one table. Parsing, range validation, the defaults
+// the server applies and the `--help` text are all derived from it: adding an option
+// is adding one row (and the field it sets in LogCasterOptions).
+import { isIP } from 'node:net';
 
-import type { FsyncPolicy } from '../journal';
 import type { LogCasterOptions } from '../server';
-import { parseCount, parseSize } from './size';
+import { formatSize, parseCount, parseSize } from './size';
 
 export const DEFAULT_DATA_DIR = './logcaster-data';
 
-export const USAGE = `Usage: logcaster [options]
+/** Node clamps timers above this to 1 ms, so no duration may exceed it. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-LogCaster: collects log lines over TCP (ingest port) and answers queries (query port).
+/** What the CLI hands the server: LogCasterOptions, with the data dir always decided. */
+export type CliServerOptions = LogCasterOptions & { dataDir: string | null };
+type ServerKey = keyof LogCasterOptions;
+type Value = string | number | boolean | null;
 
-Options:
-  --backend <name>       I/O backend: auto, select, poll, epoll, kqueue, iouring (default auto:
-                         the best one installed and supported here)
-  --host <ip>            address both ports listen on (default 127.0.0.1)
-  --port <n>             ingest port (default 9999; 0 picks a free port)
-  --query-port <n>       query port (default 9998; 0 picks a free port)
-  --capacity <n>         log entries kept in memory; the oldest are dropped and counted
-                         (default 100000; accepts 200k, 1M)
-  --max-line <size>      longest line kept, in bytes; longer lines are truncated and end with
-                         "…[truncated N bytes]" (default 64k; accepts 512, 64k, 1M)
-  --max-clients <n>      concurrent ingest clients; more get
-                         "ERROR: Server at capacity. Try again later." (default 1000)
-  --idle-timeout <sec>   close ingest connections idle this long (default 0 = never)
-  --data-dir <dir>       journal directory, reloaded on restart (default ${DEFAULT_DATA_DIR});
-                         "none" keeps everything in memory only
-  --no-persist           same as --data-dir none
-  --rotate-size <size>   journal segment size before rotating (default 16M)
-  --max-files <n>        journal segments kept; the oldest are deleted (default 8)
-  --fsync <policy>       never | interval | always (default interval: every --fsync-interval)
-  --fsync-interval <ms>  fsync period for --fsync interval (default 1000)
-  --ack                  answer "OK" per stored line, in order; with --fsync always only once
-                         the line is on disk (group commit)
-  --admin-token <tok>    lets non-loopback query clients run "CLEAR <tok>"
-  --regex-timeout <ms>   time budget of one regex query (default 2000)
-  --utc                  print query timestamps in UTC (default: local time, like the original)
-  -h, --help             show this help
-  -v, --version          print the version
-`;
+/** How one kind of value is read from the command line and shown in messages. */
+interface Kind {
+  /** Placeholder in --help, e.g. '<size>'; absent for flags (they take no value). */
+  placeholder?: string;
+  /** What a valid value looks like, for error messages. */
+  expected: string;
+  /** The value, or undefined when `text` is not of this kind. */
+  parse(text: string): Value | undefined;
+  /** Its values are numbers (embedders must pass a number). */
+  numeric?: boolean;
+  /** Whole numbers only (checked for embedders, who pass numbers directly). */
+  integer?: boolean;
+  /** A number as users write it: 65536 → '64k'. */
+  show?(n: number): string;
+}
+
+const wholeNumber = (text: string): number | undefined => (/^\d+$/.test(text) ? Number(text) : undefined);
+
+export const KINDS = {
+  flag: { expected: 'no value', parse: () => true },
+  text: { placeholder: '<text>', expected: 'a non-empty word', parse: (t: string) => (t !== '' && !/\s/.test(t) ? t : undefined) },
+  host: { placeholder: '<ip>', expected: "an IP address or 'localhost'", parse: (t: string) => (isIP(t) || t === 'localhost' ? t : undefined) },
+  dir: { placeholder: '<dir>', expected: 'a directory, or "none" for memory only', parse: (t: string) => (t === '' ? undefined : t === 'none' ? null : t) },
+  port: { placeholder: '<n>', expected: 'a port number', parse: wholeNumber, numeric: true, integer: true },
+  count: { placeholder: '<n>', expected: 'a count like 1000 or 200k', parse: parseCount, numeric: true, integer: true, show: String },
+  size: { placeholder: '<size>', expected: 'a size like 4096, 64k or 16M', parse: parseSize, numeric: true, integer: true, show: formatSize },
+  ms: { placeholder: '<ms>', expected: 'whole milliseconds', parse: wholeNumber, numeric: true, integer: true, show: (n: number) => `${n} ms` },
+  seconds: { placeholder: '<sec>', expected: 'seconds, e.g. 300 or 0.5', parse: (t: string) => (/^\d+(\.\d+)?$/.test(t) ? Number(t) : undefined), numeric: true, show: (n: number) => `${n} s` },
+} satisfies Record<string, Kind>;
+
+export interface OptionRow {
+  /** '--max-line' */
+  flag: string;
+  /** '-h' */
+  alias?: string;
+  /** The LogCasterOptions field it sets, or what the CLI itself does. */
+  key: ServerKey | 'help' | 'version';
+  kind: keyof typeof KINDS;
+  /** One word of choices, e.g. the backends (kind text). */
+  choices?: readonly string[];
+  /** Inclusive range of numeric kinds, in the kind's unit. */
+  min?: number;
+  max?: number;
+  /** The value the server uses when the option is absent (shown in --help). */
+  default?: Value;
+  /** A flag that sets its key to this instead of true (--no-persist: dataDir null). */
+  sets?: Value;
+  /** Placeholder override for --help. */
+  placeholder?: string;
+  help: string;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+export const BACKEND_CHOICES = ['auto', 'select', 'poll', 'epoll', 'kqueue', 'iouring'] as const;
+export const FSYNC_CHOICES = ['never', 'interval', 'always'] as const;
+
+export const OPTIONS: readonly OptionRow[] = [
+  { flag: '--backend', key: 'backend', kind: 'text', choices: BACKEND_CHOICES, placeholder: '<name>', default: 'auto', help: 'I/O backend; auto takes the best one installed and supported here' },
+  { flag: '--host', key: 'host', kind: 'host', default: '127.0.0.1', help: 'address both ports listen on' },
+  { flag: '--port', key: 'port', kind: 'port', min: 0, max: 65535, default: 9999, help: 'ingest port; 0 picks a free port' },
+  { flag: '--query-port', key: 'queryPort', kind: 'port', min: 0, max: 65535, default: 9998, help: 'query port; 0 picks a free port' },
+  { flag: '--capacity', key: 'capacity', kind: 'count', min: 1, max: 100_000_000, default: 100_000, help: 'log entries kept in memory (32 bytes of index each, allocated at start); the oldest are dropped and counted' },
+  { flag: '--max-line', key: 'maxLine', kind: 'size', min: 16, max: 256 * MiB, default: 64 * KiB, help: 'longest line kept; longer lines keep their start and end with "…[truncated N bytes]"' },
+  { flag: '--max-clients', key: 'maxClients', kind: 'count', min: 1, max: 1_000_000, default: 1000, help: 'concurrent ingest clients; more get "ERROR: Server at capacity. Try again later." and are closed' },
+  { flag: '--idle-timeout', key: 'idleTimeout', kind: 'seconds', min: 0, max: Math.floor(MAX_TIMER_MS / 1000), default: 0, help: 'close ingest connections idle this long; 0 = never' },
+  { flag: '--data-dir', key: 'dataDir', kind: 'dir', default: DEFAULT_DATA_DIR, help: 'journal directory, reloaded on restart; "none" keeps everything in memory only' },
+  { flag: '--no-persist', key: 'dataDir', kind: 'flag', sets: null, help: 'same as --data-dir none' },
+  { flag: '--rotate-size', key: 'rotateSize', kind: 'size', min: 4 * KiB, max: 1 * GiB, default: 16 * MiB, help: 'journal segment size before rotating' },
+  { flag: '--max-files', key: 'maxFiles', kind: 'count', min: 1, max: 100_000, default: 8, help: 'journal segments kept; the oldest are deleted' },
+  { flag: '--fsync', key: 'fsync', kind: 'text', choices: FSYNC_CHOICES, placeholder: '<policy>', default: 'interval', help: 'when the journal is fsynced: never, every --fsync-interval, or always before acking (group commit)' },
+  { flag: '--fsync-interval', key: 'fsyncIntervalMs', kind: 'ms', min: 1, max: MAX_TIMER_MS, default: 1000, help: 'fsync period of --fsync interval' },
+  { flag: '--ack', key: 'ack', kind: 'flag', help: 'answer "OK" per stored line, in order; with --fsync always only once the line is on disk' },
+  { flag: '--admin-token', key: 'adminToken', kind: 'text', placeholder: '<tok>', help: 'lets non-loopback query clients run "CLEAR <tok>"' },
+  { flag: '--regex-timeout', key: 'regexTimeoutMs', kind: 'ms', min: 1, max: MAX_TIMER_MS, default: 2000, help: 'time budget of one regex query' },
+  { flag: '--utc', key: 'utc', kind: 'flag', help: 'print query timestamps in UTC instead of local time (the original used local time)' },
+  { flag: '--help', alias: '-h', key: 'help', kind: 'flag', help: 'show this help' },
+  { flag: '--version', alias: '-v', key: 'version', kind: 'flag', help: 'print the version' },
+];
 
 export interface CliOptions {
   help: boolean;
   version: boolean;
-  server: LogCasterOptions & { dataDir: string | null };
+  server: CliServerOptions;
 }
 
 export type CliParse = { ok: true; value: CliOptions } | { ok: false; error: string };
 
-const BACKENDS = ['auto', 'select', 'poll', 'epoll', 'kqueue', 'iouring'];
-const FSYNC = ['never', 'interval', 'always'];
+function kindOf(row: OptionRow): Kind {
+  return KINDS[row.kind];
+}
+
+function show(row: OptionRow, v: Value): string {
+  const k = kindOf(row);
+  return typeof v === 'number' && k.show ? k.show(v) : String(v);
+}
+
+/** Why `v` is not a valid value of `row`, or undefined when it is. */
+function rangeError(row: OptionRow, v: Value): string | undefined {
+  if (row.choices && !row.choices.includes(String(v))) return `expected one of: ${row.choices.join(', ')}`;
+  if (typeof v !== 'number') return undefined;
+  if (!Number.isFinite(v) || (kindOf(row).integer && !Number.isInteger(v))) return `expected ${kindOf(row).expected}`;
+  if ((row.min !== undefined && v < row.min) || (row.max !== undefined && v > row.max)) return `must be ${rangeText(row)}`;
+  return undefined;
+}
+
+function rangeText(row: OptionRow): string {
+  if (row.max === undefined) return `at least ${show(row, row.min!)}`;
+  if (row.min === undefined) return `at most ${show(row, row.max)}`;
+  return `${show(row, row.min)} to ${show(row, row.max)}`;
+}
+
+const BY_NAME = new Map<string, OptionRow>();
+for (const row of OPTIONS) {
+  BY_NAME.set(row.flag, row);
+  if (row.alias) BY_NAME.set(row.alias, row);
+}
 
 export function parseCli(argv: readonly string[]): CliParse {
   const out: CliOptions = { help: false, version: false, server: { dataDir: DEFAULT_DATA_DIR } };
-  const s = out.server;
-  let i = 0;
   const fail = (error: string): CliParse => ({ ok: false, error });
+  let i = 0;
   while (i < argv.length) {
     let arg = argv[i++];
     let inline: string | undefined;
@@ -63,130 +147,89 @@ export function parseCli(argv: readonly string[]): CliParse {
       inline = arg.slice(arg.indexOf('=') + 1);
       arg = arg.slice(0, arg.indexOf('='));
     }
-    const flagOnly = (): string | undefined => (inline !== undefined ? `option ${arg} takes no value` : undefined);
-    const value = (): string | undefined => {
-      if (inline !== undefined) return inline;
-      if (i >= argv.length || (argv[i].startsWith('--') && argv[i].length > 2)) return undefined;
-      return argv[i++];
-    };
-    const need = (): string => {
-      const v = value();
-      if (v === undefined) throw new CliError(`option ${arg} needs a value`);
-      return v;
-    };
-    try {
-      switch (arg) {
-        case '-h':
-        case '--help':
-          if (flagOnly()) return fail(flagOnly()!);
-          out.help = true;
-          break;
-        case '-v':
-        case '--version':
-          if (flagOnly()) return fail(flagOnly()!);
-          out.version = true;
-          break;
-        case '--backend': {
-          const v = need();
-          if (!BACKENDS.includes(v)) return fail(`invalid --backend '${v}' (expected one of: ${BACKENDS.join(', ')})`);
-          s.backend = v as BackendName | 'auto';
-          break;
-        }
-        case '--host': {
-          const v = need();
-          if (v.trim() === '') return fail('--host must not be empty');
-          s.host = v;
-          break;
-        }
-        case '--port':
-          s.port = port(arg, need());
-          break;
-        case '--query-port':
-          s.queryPort = port(arg, need());
-          break;
-        case '--capacity':
-          s.capacity = positive(arg, parseCount(need()), 'a positive count like 100000 or 200k');
-          break;
-        case '--max-line': {
-          const v = positive(arg, parseSize(need()), 'a size like 4096, 64k or 1M');
-          if (v < 16) return fail(`${arg} must be at least 16 bytes`);
-          if (v > 256 * 1024 * 1024) return fail(`${arg} must be at most 256M`);
-          s.maxLine = v;
-          break;
-        }
-        case '--max-clients':
-          s.maxClients = positive(arg, parseCount(need()), 'a positive count');
-          break;
-        case '--idle-timeout': {
-          const raw = need();
-          if (!/^\d+(\.\d+)?$/.test(raw)) return fail(`invalid ${arg} '${raw}' (expected seconds, e.g. 300)`);
-          s.idleTimeout = Number(raw);
-          break;
-        }
-        case '--data-dir': {
-          const v = need();
-          if (v === '') return fail('--data-dir must not be empty (use "none" for memory only)');
-          s.dataDir = v === 'none' ? null : v;
-          break;
-        }
-        case '--no-persist':
-          if (flagOnly()) return fail(flagOnly()!);
-          s.dataDir = null;
-          break;
-        case '--rotate-size': {
-          const v = positive(arg, parseSize(need()), 'a size like 16M');
-          if (v < 4096) return fail(`${arg} must be at least 4k`);
-          s.rotateSize = v;
-          break;
-        }
-        case '--max-files':
-          s.maxFiles = positive(arg, parseCount(need()), 'a positive count');
-          break;
-        case '--fsync': {
-          const v = need();
-          if (!FSYNC.includes(v)) return fail(`invalid --fsync '${v}' (expected one of: ${FSYNC.join(', ')})`);
-          s.fsync = v as FsyncPolicy;
-          break;
-        }
-        case '--fsync-interval':
-          s.fsyncIntervalMs = positive(arg, parseCount(need()), 'milliseconds');
-          break;
-        case '--ack':
-          if (flagOnly()) return fail(flagOnly()!);
-          s.ack = true;
-          break;
-        case '--admin-token': {
-          const v = need();
-          if (v === '' || /\s/.test(v)) return fail('--admin-token must be non-empty and contain no spaces');
-          s.adminToken = v;
-          break;
-        }
-        case '--regex-timeout':
-          s.regexTimeoutMs = positive(arg, parseCount(need()), 'milliseconds');
-          break;
-        case '--utc':
-          if (flagOnly()) return fail(flagOnly()!);
-          s.utc = true;
-          break;
-        default:
-          return fail(arg.startsWith('-') ? `unknown option '${arg}'` : `unexpected argument '${arg}'`);
-      }
-    } catch (e) {
-      if (e instanceof CliError) return fail(e.message);
-      throw e;
+    const row = BY_NAME.get(arg);
+    if (!row) return fail(arg.startsWith('-') ? `unknown option '${arg}'` : `unexpected argument '${arg}'`);
+    const kind = kindOf(row);
+    let value: Value;
+    if (row.kind === 'flag') {
+      if (inline !== undefined) return fail(`option ${arg} takes no value`);
+      value = row.sets !== undefined ? row.sets : true;
+    } else {
+      let text = inline;
+      if (text === undefined && i < argv.length && !(argv[i].startsWith('--') && argv[i].length > 2)) text = argv[i++];
+      if (text === undefined) return fail(`option ${arg} needs a value (${kind.expected})`);
+      const parsed = kind.parse(text);
+      if (parsed === undefined) return fail(`invalid ${arg} '${text}' (expected ${kind.expected})`);
+      const bad = rangeError(row, parsed);
+      if (bad) return fail(`invalid ${arg} '${text}' (${bad})`);
+      value = parsed;
     }
+    if (row.key === 'help' || row.key === 'version') out[row.key] = true;
+    else Object.assign(out.server, { [row.key]: value });
   }
   return { ok: true, value: out };
 }
 
-class CliError extends Error {}
-
-function port(flag: string, text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) > 65535) throw new CliError(`invalid ${flag} '${text}' (expected 0-65535)`);
-  return Number(text);
+/** Range check of options given programmatically (the embedding API): the first
+ *  problem as a message naming the option field, or undefined. */
+export function checkOptions(options: LogCasterOptions): string | undefined {
+  for (const row of OPTIONS) {
+    if (row.key === 'help' || row.key === 'version' || row.kind === 'flag') continue;
+    const v = options[row.key];
+    if (v === undefined || v === null) continue;
+    const numeric = kindOf(row).numeric === true;
+    if (numeric !== (typeof v === 'number')) return `${row.key} expected ${numeric ? 'a number' : 'a string'}, got ${JSON.stringify(v)}`;
+    const bad = rangeError(row, v);
+    if (bad) return `${row.key} ${bad}, got ${String(v)}`;
+  }
+  return undefined;
 }
 
-function positive(flag: string, v: number | undefined, what: string): number {
-  if (v === undefined || v < 1) throw new CliError(`invalid ${flag} value (expected ${what})`);
-  return v;
+/** The default of every server option that has one, from the table. */
+export function optionDefault<K extends ServerKey>(key: K): LogCasterOptions[K] {
+  const row = OPTIONS.find((r) => r.key === key && r.default !== undefined);
+  if (!row) throw new Error(`option ${key} has no default`);
+  return row.default as LogCasterOptions[K];
 }
+
+// ---- --help ----
+
+const HELP_LEFT = 26;
+const HELP_WIDTH = 96;
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let cur = '';
+  for (const word of text.split(' ')) {
+    if (cur !== '' && cur.length + 1 + word.length > width) {
+      lines.push(cur);
+      cur = word;
+    } else {
+      cur = cur === '' ? word : `${cur} ${word}`;
+    }
+  }
+  if (cur !== '') lines.push(cur);
+  return lines;
+}
+
+function helpEntry(row: OptionRow): string {
+  const kind = kindOf(row);
+  const placeholder = row.kind === 'flag' ? '' : ` ${row.placeholder ?? kind.placeholder}`;
+  const left = `  ${row.alias ? `${row.alias}, ` : ''}${row.flag}${placeholder}`;
+  const notes: string[] = [];
+  if (row.choices) notes.push(row.choices.join(' | '));
+  if (row.min !== undefined || row.max !== undefined) notes.push(rangeText(row));
+  if (row.default !== undefined && row.kind !== 'flag') notes.push(`default ${show(row, row.default)}`);
+  const text = notes.length ? `${row.help} (${notes.join('; ')})` : row.help;
+  const body = wrap(text, HELP_WIDTH - HELP_LEFT);
+  const first = left.length < HELP_LEFT ? `${left.padEnd(HELP_LEFT)}${body[0]}` : `${left}\n${' '.repeat(HELP_LEFT)}${body[0]}`;
+  return [first, ...body.slice(1).map((l) => ' '.repeat(HELP_LEFT) + l)].join('\n');
+}
+
+export const USAGE =
+  'Usage: logcaster [options]\n\n' +
+  'LogCaster: collects log lines over TCP (ingest port) and answers queries (query port).\n' +
+  'Sizes take binary suffixes (64k = 65536), counts decimal ones (200k = 200000).\n\n' +
+  'Options:\n' +
+  OPTIONS.map(helpEntry).join('\n') +
+  '\n';

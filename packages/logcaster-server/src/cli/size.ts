@@ -36,3 +36,11 @@ export function parseCount(text: string): number | undefined {
   if (!Number.isFinite(value) || !Number.isInteger(value)) return undefined;
   return value;
 }
+
+/** The inverse of parseSize for display: 65536 → '64k', 16777216 → '16M', 1000 → '1000'. */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['k', 1024]] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return String(bytes);
+}

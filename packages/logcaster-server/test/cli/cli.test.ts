@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { parseCli } from '../../src/cli/args';
+import { checkOptions, OPTIONS, parseCli } from '../../src/cli/args';
+import { createLogCaster, type FsyncPolicy, type LogCasterOptions } from '../../src';
 import { parseSize } from '../../src/cli/size';
 import { connectTo, delay, tmpDir } from '@logcaster/testkit';
 import { QueryClient, stripStamp } from '../support/helpers';
@@ -81,21 +82,68 @@ describe('logcaster CLI', function () {
       ['--idle-timeout', '-3'],
       ['--ack=yes'],
       ['stray'],
+      // Out of range: Node clamps timers above 2^31-1 ms to 1 ms, typed arrays stop at 2^32.
+      ['--idle-timeout', '5000000'],
+      ['--regex-timeout', '3000000000'],
+      ['--fsync-interval', '3000000000'],
+      ['--capacity', '4295M'],
     ];
     for (const args of bad) {
       const r = runSync(args);
       expect(r.status, args.join(' ')).to.equal(2);
-      expect(r.stderr, args.join(' ')).to.match(/^logcaster: .+\n/);
+      expect(r.stderr, args.join(' ')).to.match(new RegExp(`^logcaster: .*${args[0].split('=')[0]}.*\n`));
       expect(r.stdout).to.equal('');
     }
   });
 
-  it('--help describes every option; --version prints the version', () => {
+  it('range-checks every numeric option of the table: the bounds are accepted, one past them is refused', () => {
+    const numeric = OPTIONS.filter((row) => row.min !== undefined || row.max !== undefined);
+    expect(numeric.length).to.be.at.least(9);
+    for (const row of numeric) {
+      for (const ok of [row.min, row.max]) {
+        if (ok === undefined) continue;
+        const r = parseCli([row.flag, String(ok)]);
+        expect(r.ok, `${row.flag} ${ok}`).to.equal(true);
+        if (r.ok && row.key !== 'help' && row.key !== 'version') expect(r.value.server[row.key], `${row.flag} ${ok}`).to.equal(ok);
+      }
+      const outside = [row.max !== undefined ? row.max + 1 : undefined, row.min !== undefined && row.min > 0 ? row.min - 1 : undefined];
+      for (const v of outside) {
+        if (v === undefined) continue;
+        const r = parseCli([row.flag, String(v)]);
+        expect(r.ok, `${row.flag} ${v} must be refused`).to.equal(false);
+        if (!r.ok) expect(r.error).to.match(new RegExp(`^invalid ${row.flag} '${v}' \\(must be `));
+      }
+    }
+  });
+
+  it('embedding: out-of-range and mistyped options throw a RangeError naming the option', () => {
+    const cases: [LogCasterOptions, RegExp][] = [
+      [{ idleTimeout: 5_000_000 }, /idleTimeout must be 0 s to 2147483 s/],
+      [{ regexTimeoutMs: 3_000_000_000 }, /regexTimeoutMs must be/],
+      [{ fsyncIntervalMs: 0 }, /fsyncIntervalMs must be/],
+      [{ capacity: 4_295_000_000 }, /capacity must be/],
+      [{ maxLine: 1.5 }, /maxLine expected/],
+      [{ port: '9999' as unknown as number }, /port expected a number/],
+      [{ fsync: 'sometimes' as FsyncPolicy }, /fsync expected one of/],
+    ];
+    for (const [opts, re] of cases) expect(() => createLogCaster(opts), JSON.stringify(opts)).to.throw(RangeError, re);
+  });
+
+  it('every default in the option table is itself valid and of its kind', () => {
+    for (const row of OPTIONS) {
+      if (row.default === undefined || row.key === 'help' || row.key === 'version') continue;
+      expect(checkOptions({ [row.key]: row.default }), row.flag).to.equal(undefined);
+    }
+  });
+
+  it('--help lists every option of the table with its range and default; --version prints the version', () => {
     const h = runSync(['--help']);
     expect(h.status).to.equal(0);
-    for (const f of ['--backend', '--host', '--port', '--query-port', '--capacity', '--max-line', '--max-clients', '--idle-timeout', '--data-dir', '--rotate-size', '--max-files', '--fsync', '--ack', '--admin-token', '--help', '--version']) {
-      expect(h.stdout).to.include(f);
+    for (const row of OPTIONS) {
+      expect(h.stdout).to.include(row.flag);
+      if (row.alias) expect(h.stdout).to.include(`${row.alias}, ${row.flag}`);
     }
+    expect(h.stdout).to.match(/--max-line <size> +.*\n(.*\n)*? +.*16 to 256M; default 64k\)/);
     const v = runSync(['--version']);
     expect(v.status).to.equal(0);
     expect(v.stdout).to.match(/^logcaster \d+\.\d+\.\d+\n$/);
