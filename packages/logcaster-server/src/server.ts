@@ -2,8 +2,11 @@
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
 
-import { createReactor, type BackendName, type Listener, type Reactor } from '@logcaster/core';
+import { createReactor, type BackendName, type Handler, type Listener, type Reactor } from '@logcaster/core';
 
+import { admitOnly } from './access/allow';
+import { requireAuth } from './access/auth-gate';
+import { resolveAccess, type Access, type AccessEvent } from './access/config';
 import { checkOptions, MAX_TIMER_MS, optionDefault } from './cli/args';
 import { IngestPort, type StoredLine } from './ingest/ingest-port';
 import { Journal, type FsyncPolicy } from './journal';
@@ -15,8 +18,22 @@ import { LogStore } from './store/log-store';
 export interface LogCasterOptions {
   /** Reactor backend: 'auto' (default) or one name. */
   backend?: BackendName | 'auto';
-  /** Address both ports listen on. Default 127.0.0.1. */
+  /** Address of the ingest port. Default 127.0.0.1. */
   host?: string;
+  /** Address of the query port. Default 127.0.0.1: only this machine can query. */
+  queryHost?: string;
+  /** Tokens a query client may send as `AUTH <token>`. A client not on loopback must. */
+  queryTokens?: string[];
+  /** A file of query tokens, one per line ('#' comments), read at construction. */
+  queryTokenFile?: string;
+  /** Allow a non-loopback queryHost without tokens: anyone who can connect reads everything. */
+  queryInsecure?: boolean;
+  /** Require AUTH from loopback clients too (on a shared host loopback is no boundary). */
+  queryAuthLoopback?: boolean;
+  /** Networks (CIDRs or addresses) the ingest port accepts connections from; others are closed at accept. */
+  allow?: string[];
+  /** Networks the query port accepts connections from. */
+  queryAllow?: string[];
   /** Ingest port, default 9999 (0 picks a free port). */
   port?: number;
   /** Query port, default 9998 (0 picks a free port). */
@@ -54,6 +71,7 @@ export interface StartInfo {
   queryPort: number;
   backend: BackendName;
   host: string;
+  queryHost: string;
   /** Absolute journal directory, or undefined when memory-only. */
   dataDir: string | undefined;
   /** Entries reloaded from the journal. */
@@ -73,6 +91,13 @@ export interface LogCasterStats {
   truncated: number;
   idleClosed: number;
   queryClients: number;
+  /** AUTH attempts with a wrong token. */
+  authFailures: number;
+  /** Query clients closed for not sending AUTH first. */
+  authRequired: number;
+  /** Connections closed at accept by the allow lists. */
+  ingestDenied: number;
+  queryDenied: number;
   regexTimeouts: number;
   persisted: number;
   persistedBytes: number;
@@ -104,10 +129,12 @@ export class LogLine {
 export declare interface LogCaster {
   on(event: 'line', listener: (entry: LogLine) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
+  /** Failed AUTH attempts and connections refused by an allow list. */
+  on(event: 'access', listener: (e: AccessEvent) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
-function resolveOptions(o: LogCasterOptions): Required<Omit<LogCasterOptions, 'adminToken' | 'dataDir'>> & { adminToken?: string; dataDir?: string } {
+function resolveOptions(o: LogCasterOptions): Required<Omit<LogCasterOptions, 'adminToken' | 'dataDir' | 'queryTokenFile'>> & { adminToken?: string; dataDir?: string; queryTokenFile?: string } {
   const bad = checkOptions(o);
   if (bad) throw new RangeError(`LogCaster: ${bad}`);
   if (o.shutdownGraceMs !== undefined && !(Number.isInteger(o.shutdownGraceMs) && o.shutdownGraceMs >= 0 && o.shutdownGraceMs <= MAX_TIMER_MS)) {
@@ -117,6 +144,13 @@ function resolveOptions(o: LogCasterOptions): Required<Omit<LogCasterOptions, 'a
   return {
     backend: o.backend ?? optionDefault('backend')!,
     host: o.host ?? optionDefault('host')!,
+    queryHost: o.queryHost ?? optionDefault('queryHost')!,
+    queryTokens: o.queryTokens ?? [],
+    queryTokenFile: o.queryTokenFile,
+    queryInsecure: o.queryInsecure ?? false,
+    queryAuthLoopback: o.queryAuthLoopback ?? false,
+    allow: o.allow ?? [],
+    queryAllow: o.queryAllow ?? [],
     port: o.port ?? optionDefault('port')!,
     queryPort: o.queryPort ?? optionDefault('queryPort')!,
     capacity: o.capacity ?? optionDefault('capacity')!,
@@ -142,6 +176,10 @@ export class LogCaster extends EventEmitter {
   private reactor: Reactor | undefined;
   private ingest: IngestPort | undefined;
   private query: QueryPort | undefined;
+  private readonly access: Access;
+  /** Settings that work but weaken access control (printed by the CLI at start). */
+  readonly warnings: readonly string[];
+  private denied = { ingest: 0, query: 0 };
   private engine: QueryEngine | undefined;
   private journal: Journal | undefined;
   private listeners_: Listener[] = [];
@@ -155,6 +193,8 @@ export class LogCaster extends EventEmitter {
     super();
     this.options = resolveOptions(options);
     const o = this.options;
+    this.access = resolveAccess(o, (address, failures) => this.emit('access', { kind: 'auth-failed', address, failures } satisfies AccessEvent));
+    this.warnings = this.access.warnings;
     this.store = new LogStore(o.capacity, o.maxLine + 64);
     // Only pay for 'line' events while someone listens.
     this.on('newListener', (event) => {
@@ -205,13 +245,13 @@ export class LogCaster extends EventEmitter {
         backend: o.backend,
         onError: (err) => this.reportError(err),
       });
-      const ingestL = this.reactor.listen({ host: o.host, port: o.port }, this.ingest);
+      const ingestL = this.reactor.listen({ host: o.host, port: o.port }, this.guard('ingest', this.ingest));
       this.listeners_.push(ingestL);
-      const queryL = this.reactor.listen({ host: o.host, port: o.queryPort }, this.query);
+      const queryL = this.reactor.listen({ host: o.queryHost, port: o.queryPort }, this.guard('query', requireAuth(this.query, this.access.gate)));
       this.listeners_.push(queryL);
       this.startedAt = Date.now();
       this.state = 'running';
-      return { ingestPort: ingestL.port, queryPort: queryL.port, backend: this.reactor.backend, host: o.host, dataDir, reloaded: this.reloaded };
+      return { ingestPort: ingestL.port, queryPort: queryL.port, backend: this.reactor.backend, host: o.host, queryHost: o.queryHost, dataDir, reloaded: this.reloaded };
     } catch (e) {
       this.state = 'stopped';
       for (const l of this.listeners_) l.close();
@@ -221,6 +261,16 @@ export class LogCaster extends EventEmitter {
       await this.journal?.close();
       throw e;
     }
+  }
+
+  /** `handler` behind the port's allow list, if it has one. */
+  private guard(port: 'ingest' | 'query', handler: Handler): Handler {
+    const allow = port === 'ingest' ? this.access.ingestAllow : this.access.queryAllow;
+    if (!allow) return handler;
+    return admitOnly(allow, handler, (address) => {
+      this.denied[port]++;
+      this.emit('access', { kind: 'refused', port, address } satisfies AccessEvent);
+    });
   }
 
   private reportError(err: unknown): void {
@@ -249,6 +299,10 @@ export class LogCaster extends EventEmitter {
       truncated: c?.truncated ?? 0,
       idleClosed: c?.idleClosed ?? 0,
       queryClients: this.query?.conns.size ?? 0,
+      authFailures: this.access.gate.counters.failures,
+      authRequired: this.access.gate.counters.refused,
+      ingestDenied: this.denied.ingest,
+      queryDenied: this.denied.query,
       regexTimeouts: this.engine?.regexTimeouts ?? 0,
       persisted: js?.persistedLines ?? 0,
       persistedBytes: js?.persistedBytes ?? 0,
@@ -265,7 +319,7 @@ export class LogCaster extends EventEmitter {
       `STATS: Total=${s.total}, Dropped=${s.dropped}, Current=${s.current}, Clients=${s.clients}, ` +
       `Backend=${s.backend}, Connections=${s.connections}, Rejected=${s.rejected}, LinesReceived=${s.linesReceived}, ` +
       `BytesReceived=${s.bytesReceived}, Truncated=${s.truncated}, Persisted=${s.persisted}, PersistedBytes=${s.persistedBytes}, ` +
-      `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, QueryClients=${s.queryClients}, Uptime=${s.uptimeSeconds}s`
+      `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, QueryClients=${s.queryClients}, AuthFailures=${s.authFailures}, AuthRequired=${s.authRequired}, IngestDenied=${s.ingestDenied}, QueryDenied=${s.queryDenied}, Uptime=${s.uptimeSeconds}s`
     );
   }
 

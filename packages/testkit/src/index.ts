@@ -3,3 +3,5 @@ export * from './net';
 export * from './examples';
 export * from './fs';
 export { describePrebuiltInstall, testPrebuiltInstall, type PrebuiltInstallResult } from './packaging';
+export * from './netns';
+export { TCP_CLIENT_SCRIPT } from './tcp-client';

@@ -3,6 +3,8 @@
 // is adding one row (and the field it sets in LogCasterOptions).
 import { isIP } from 'node:net';
 
+import { AllowList } from '../access/allow';
+import { TokenSet } from '../access/tokens';
 import type { LogCasterOptions } from '../server';
 import { formatSize, parseCount, parseSize } from './size';
 
@@ -14,7 +16,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** What the CLI hands the server: LogCasterOptions, with the data dir always decided. */
 export type CliServerOptions = LogCasterOptions & { dataDir: string | null };
 type ServerKey = keyof LogCasterOptions;
-type Value = string | number | boolean | null;
+type Value = string | number | boolean | null | readonly string[];
 
 /** How one kind of value is read from the command line and shown in messages. */
 interface Kind {
@@ -43,6 +45,9 @@ export const KINDS = {
   count: { placeholder: '<n>', expected: 'a count like 1000 or 200k', parse: parseCount, numeric: true, integer: true, show: String },
   size: { placeholder: '<size>', expected: 'a size like 4096, 64k or 16M', parse: parseSize, numeric: true, integer: true, show: formatSize },
   ms: { placeholder: '<ms>', expected: 'whole milliseconds', parse: wholeNumber, numeric: true, integer: true, show: (n: number) => `${n} ms` },
+  file: { placeholder: '<file>', expected: 'a file path', parse: (t: string) => (t !== '' ? t : undefined) },
+  token: { placeholder: '<token>', expected: 'a word without spaces', parse: (t: string) => (TokenSet.isValid(t) ? [t] : undefined) },
+  cidrs: { placeholder: '<cidr,...>', expected: 'addresses or CIDRs separated by commas, e.g. 10.0.0.0/8,192.168.1.7', parse: (t: string) => (AllowList.isValid(t) ? t.split(',').map((c) => c.trim()) : undefined) },
   seconds: { placeholder: '<sec>', expected: 'seconds, e.g. 300 or 0.5', parse: (t: string) => (/^\d+(\.\d+)?$/.test(t) ? Number(t) : undefined), numeric: true, show: (n: number) => `${n} s` },
 } satisfies Record<string, Kind>;
 
@@ -77,7 +82,14 @@ export const FSYNC_CHOICES = ['never', 'interval', 'always'] as const;
 
 export const OPTIONS: readonly OptionRow[] = [
   { flag: '--backend', key: 'backend', kind: 'text', choices: BACKEND_CHOICES, placeholder: '<name>', default: 'auto', help: 'I/O backend; auto takes the best one installed and supported here' },
-  { flag: '--host', key: 'host', kind: 'host', default: '127.0.0.1', help: 'address both ports listen on' },
+  { flag: '--host', key: 'host', kind: 'host', default: '127.0.0.1', help: 'address the ingest port listens on (0.0.0.0: every interface)' },
+  { flag: '--query-host', key: 'queryHost', kind: 'host', default: '127.0.0.1', help: 'address the query port listens on; a non-loopback one needs a query token (or --query-insecure)' },
+  { flag: '--query-token-file', key: 'queryTokenFile', kind: 'file', help: `tokens (one per line) a query client not on loopback must send first as "AUTH <token>"; also read: $LOGCASTER_QUERY_TOKEN` },
+  { flag: '--query-token', key: 'queryTokens', kind: 'token', help: 'a query token on the command line (visible to every user in ps: prefer --query-token-file)' },
+  { flag: '--query-auth-loopback', key: 'queryAuthLoopback', kind: 'flag', help: 'require AUTH from loopback query clients too (a shared host)' },
+  { flag: '--query-insecure', key: 'queryInsecure', kind: 'flag', help: 'allow a non-loopback --query-host without a token: anyone who can connect reads every line' },
+  { flag: '--allow', key: 'allow', kind: 'cidrs', help: 'networks the ingest port accepts connections from; others are closed at accept (default: any)' },
+  { flag: '--query-allow', key: 'queryAllow', kind: 'cidrs', help: 'networks the query port accepts connections from (default: any that reaches --query-host)' },
   { flag: '--port', key: 'port', kind: 'port', min: 0, max: 65535, default: 9999, help: 'ingest port; 0 picks a free port' },
   { flag: '--query-port', key: 'queryPort', kind: 'port', min: 0, max: 65535, default: 9998, help: 'query port; 0 picks a free port' },
   { flag: '--capacity', key: 'capacity', kind: 'count', min: 1, max: 100_000_000, default: 100_000, help: 'log entries kept in memory (32 bytes of index each, allocated at start); the oldest are dropped and counted' },

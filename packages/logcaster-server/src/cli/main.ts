@@ -1,4 +1,6 @@
 // The `logcaster` command.
+import { accessLogger } from '../access/access-log';
+import { cliTokenSources } from '../access/config';
 import { LogCaster } from '../server';
 import { parseCli, USAGE } from './args';
 
@@ -23,12 +25,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   const opts = cli.server;
   let server: LogCaster;
   try {
+    const warnings = cliTokenSources(opts, process.env);
     server = new LogCaster(opts);
+    for (const w of [...warnings, ...server.warnings]) process.stderr.write(`logcaster: warning: ${w}\n`);
   } catch (e) {
     process.stderr.write(`logcaster: ${(e as Error).message}\n`);
     return 2;
   }
   server.on('error', (err: Error) => process.stderr.write(`logcaster: ${err.stack ?? err.message}\n`));
+  server.on('access', accessLogger((line) => process.stderr.write(`logcaster: ${line}\n`)));
   let info;
   try {
     info = await server.start();
@@ -59,7 +64,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.stdout.write(
-      `LogCaster ${VERSION} backend=${info.backend} ingest=${info.host}:${info.ingestPort} query=${info.host}:${info.queryPort} ` +
+      `LogCaster ${VERSION} backend=${info.backend} ingest=${info.host}:${info.ingestPort} query=${info.queryHost}:${info.queryPort} ` +
         `data-dir=${info.dataDir ?? 'none (memory only)'}${fsync}${info.reloaded ? ` reloaded=${info.reloaded}` : ''}\n`,
     );
   });

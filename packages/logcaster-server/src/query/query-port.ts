@@ -12,6 +12,7 @@ import { snapshotLine, type LogStore, type Snapshot } from '../store/log-store';
 
 export const HELP_TEXT = [
   'LogCaster query commands (one per line):',
+  '  AUTH <token>                          authenticate (the first line of a client not on loopback)',
   '  HELP                                  this text',
   '  COUNT                                 COUNT: <entries stored>',
   '  STATS                                 STATS: Total=<n>, Dropped=<n>, Current=<n>, Clients=<n>, ...',

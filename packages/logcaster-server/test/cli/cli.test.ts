@@ -1,57 +1,15 @@
 // The `logcaster` command as a child process: flags, start line, signals,
 // persistence across restarts, and kill -9 with acks after fsync.
 import { expect } from 'chai';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 
 import { checkOptions, OPTIONS, parseCli } from '../../src/cli/args';
 import { createLogCaster, type FsyncPolicy, type LogCasterOptions } from '../../src';
 import { parseSize } from '../../src/cli/size';
 import { connectTo, delay, tmpDir } from '@logcaster/testkit';
+import { runSync, startCli } from '../support/cli';
 import { QueryClient, stripStamp } from '../support/helpers';
-
-const BIN = path.resolve(__dirname, '../../../bin/logcaster.js');
-
-function runSync(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 15000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-interface Running {
-  child: ChildProcess;
-  line: string;
-  ingestPort: number;
-  queryPort: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr: () => string;
-}
-
-async function startCli(args: string[]): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, '--port', '0', '--query-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const line = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no start line; stderr: ${err}`)), 10000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(t);
-        resolve(out.slice(0, nl));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code} before starting: ${err}`)));
-  });
-  const m = /ingest=[^ ]+:(\d+) query=[^ ]+:(\d+)/.exec(line);
-  if (!m) throw new Error(`bad start line: ${line}`);
-  return { child, line, ingestPort: Number(m[1]), queryPort: Number(m[2]), exited, stderr: () => err };
-}
-
-
 
 describe('logcaster CLI', function () {
   this.timeout(60000);

@@ -1,0 +1,44 @@
+// The `logcaster` command as a child process, for CLI tests.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+
+export const BIN = path.resolve(__dirname, '../../../bin/logcaster.js');
+
+/** Runs the CLI to completion (flags that exit, refusals). */
+export function runSync(args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 15000, env });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface Running {
+  child: ChildProcess;
+  line: string;
+  ingestPort: number;
+  queryPort: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: () => string;
+}
+
+/** Starts the CLI on free ports and resolves with its start line. */
+export async function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, '--port', '0', '--query-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const line = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no start line; stderr: ${err}`)), 10000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(t);
+        resolve(out.slice(0, nl));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code} before starting: ${err}`)));
+  });
+  const m = /ingest=[^ ]+:(\d+) query=[^ ]+:(\d+)/.exec(line);
+  if (!m) throw new Error(`bad start line: ${line}`);
+  return { child, line, ingestPort: Number(m[1]), queryPort: Number(m[2]), exited, stderr: () => err };
+}
