@@ -6,7 +6,8 @@
       # this monorepo (packages/core) and when installed (node_modules/@logcaster/core).
       # io_uring is used through raw syscalls: no liburing, nothing extra at run time.
       "includes": ["../core/native/core.gypi"],
-      "sources": ["src/uring.cc", "src/iouring_driver.cc", "src/addon.cc"]
+      "sources": ["src/uring.cc", "src/iouring_probe.cc", "src/iouring_tuning.cc", "src/iouring_driver.cc",
+                  "src/iouring_receive.cc", "src/addon.cc"]
     }
   ]
 }

@@ -4,7 +4,7 @@
 
 namespace {
 
-std::unique_ptr<logcaster::IoDriver> CreateEpollDriver(const logcaster::EngineOptions& options) {
+std::unique_ptr<logcaster::IoDriver> CreateEpollDriver(const logcaster::DriverOptions& options) {
   return std::make_unique<logcaster::ReadinessDriver>(std::make_unique<logcaster::EpollPoller>(options.edge_triggered));
 }
 

@@ -1,4 +1,4 @@
-// epoll: level-triggered by default, edge-triggered on request (seed §4.3),
+// epoll: level-triggered by default, edge-triggered on request,
 // EPOLLRDHUP for half-close, an eventfd in the set for Wake().
 #pragma once
 #include "poller.h"

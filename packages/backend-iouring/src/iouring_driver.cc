@@ -1,32 +1,22 @@
+// The io_uring driver: ring and buffer set-up, submission, the loop turn and the
+// reaping of completions, listeners, connections and sends. The receive path is in
+// iouring_receive.cc, the probe in iouring_probe.cc.
 #include "iouring_driver.h"
-
-#include "posix_util.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdio>
 #include <cstring>
 
+#include "posix_util.h"
 #include "sockets.h"
 
 namespace logcaster {
 
 namespace {
-
-// user_data: operation kind in the high 32 bits, connection or listener id below.
-// Connection ids carry a generation, and a slot is only reused after every
-// operation on it completed, so a CQE always finds the connection it was for.
-enum OpKind : uint32_t { kOpAccept = 1, kOpRecv = 2, kOpSend = 3, kOpConnect = 4, kOpWake = 5, kOpCancel = 6 };
-
-inline uint64_t Ud(OpKind kind, int32_t id) { return (static_cast<uint64_t>(kind) << 32) | static_cast<uint32_t>(id); }
 
 constexpr unsigned kSqEntries = 4096;
 // The CQ cannot overflow in practice: outstanding CQEs are bounded by the provided
@@ -42,13 +32,10 @@ constexpr unsigned kIncBufCount = 128;  // powers of two
 constexpr unsigned kIncBufSize = 64 * 1024;
 constexpr unsigned kBufCount = 4096;
 constexpr unsigned kBufSize = 4096;
-constexpr size_t kHeldLimit = 256 * 1024;  // held bytes before the recv is cancelled
-constexpr size_t kHeldKeep = 16 * 1024;    // held-buffer capacity kept once drained
 constexpr int kDrainTimeoutMs = 10000;
 constexpr size_t kBatchSendMax = 16 * 1024;  // larger writes are sent directly
 constexpr size_t kReapPerHarvest = 1024;
 constexpr size_t kReapAll = ~size_t{0};
-
 
 uint32_t PollMask(uint32_t events) {
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -58,78 +45,10 @@ uint32_t PollMask(uint32_t events) {
 #endif
 }
 
-std::string ReadSysctl(const char* path) {
-  FILE* f = std::fopen(path, "r");
-  if (!f) return "";
-  char buf[32] = {0};
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  std::string s(buf, n);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
 
-std::string ProbeIoUring() {
-  const char* forced = getenv("LOGCASTER_IOURING_FORCE_UNSUPPORTED");
-  if (forced && *forced) return forced;
-
-  io_uring_params p;
-  std::memset(&p, 0, sizeof p);
-  int fd = SysUringSetup(8, &p);
-  if (fd < 0) {
-    int e = -fd;
-    std::string msg = std::string("io_uring_setup: ") + std::strerror(e);
-    if (e == ENOSYS) return msg + " (kernel built without io_uring, or the syscall is filtered)";
-    if (e == EPERM || e == EACCES) {
-      std::string v = ReadSysctl("/proc/sys/kernel/io_uring_disabled");
-      if (!v.empty() && v != "0") return msg + " (kernel.io_uring_disabled=" + v + ")";
-      return msg + " (blocked by a seccomp filter or container policy)";
-    }
-    return msg;
-  }
-  std::string reason;
-  const unsigned need_feat = IORING_FEAT_NODROP | IORING_FEAT_FAST_POLL | IORING_FEAT_EXT_ARG;
-  if ((p.features & need_feat) != need_feat) reason = "io_uring lacks NODROP/FAST_POLL/EXT_ARG (needs Linux 5.11+)";
-
-  if (reason.empty()) {
-    size_t len = sizeof(io_uring_probe) + 256 * sizeof(io_uring_probe_op);
-    auto* pr = static_cast<io_uring_probe*>(calloc(1, len));
-    if (!pr) {
-      reason = "out of memory";
-    } else {
-      int r = SysUringRegister(fd, IORING_REGISTER_PROBE, pr, 256);
-      if (r < 0) {
-        reason = std::string("io_uring_register(PROBE): ") + std::strerror(-r);
-      } else {
-        const struct { int op; const char* name; } need[] = {
-            {IORING_OP_ACCEPT, "ACCEPT"}, {IORING_OP_RECV, "RECV"}, {IORING_OP_SEND, "SEND"},
-            {IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_POLL_ADD, "POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}};
-        for (const auto& n : need) {
-          if (n.op > pr->last_op || !(pr->ops[n.op].flags & IO_URING_OP_SUPPORTED)) {
-            reason = std::string("io_uring lacks IORING_OP_") + n.name;
-            break;
-          }
-        }
-      }
-      free(pr);
-    }
-  }
-  if (reason.empty()) {
-    // Multishot recv (with provided buffer rings) arrived in Linux 6.0; no opcode
-    // flag says so, the kernel version does.
-    struct utsname u;
-    int major = 0, minor = 0;
-    if (uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2) {
-      if (major < 6) reason = std::string("kernel ") + u.release + " lacks multishot recv (needs Linux 6.0+)";
-    }
-  }
-  close(fd);
-  return reason;
-}
-
-IoUringDriver::IoUringDriver(const EngineOptions& options) : opts_(options) {}
+IoUringDriver::IoUringDriver(const DriverOptions& options, const IoUringTuning& tuning)
+    : opts_(options), tuning_(tuning) {}
 
 IoUringDriver::~IoUringDriver() {
   bufs_.Close();
@@ -137,33 +56,26 @@ IoUringDriver::~IoUringDriver() {
   if (wakefd_ >= 0) close(wakefd_);
 }
 
-int IoUringDriver::Init(Engine* engine, std::string* err) {
-  engine_ = engine;
-  // Send mode (tuning/benchmark switch): "1" always send() directly, "0" always
-  // batch through the ring; default: batch small writes made during a turn.
-  const char* ds = getenv("LOGCASTER_IOURING_DIRECT_SEND");
-  send_mode_ = ds && *ds == '1' ? kSendDirect : ds && *ds == '0' ? kSendBatched : kSendHybrid;
+int IoUringDriver::Init(DriverHost* host, std::string* err) {
+  host_ = host;
   unsigned base = opts_.sqpoll ? IORING_SETUP_SQPOLL : 0;
   // COOP_TASKRUN: completions do not interrupt the JS thread with an IPI each; their
   // task work runs at our next syscall (epoll_wait in libuv, send, io_uring_enter),
   // and a thread sleeping in epoll_wait is still woken. TASKRUN_FLAG tells us when
   // work is pending so Harvest can enter for it. Not valid with SQPOLL.
-  const char* coop_env = getenv("LOGCASTER_IOURING_COOP");
-  const bool coop = !opts_.sqpoll && !(coop_env && *coop_env == '0');
+  const bool coop = !opts_.sqpoll && tuning_.coop_taskrun;
   unsigned extra = coop ? IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG : 0;
-  // LOGCASTER_IOURING_SMALL_RINGS=1 (tests): a 64-entry SQ and 64 classic buffers, so
-  // a few hundred connections reach the limits 10,000 reach with the real sizes.
-  const char* small_env = getenv("LOGCASTER_IOURING_SMALL_RINGS");
-  const bool small = small_env && *small_env == '1';
+  // Small rings (tests): a 64-entry SQ and 64 classic buffers, so a few hundred
+  // connections reach the limits 10,000 reach with the real sizes.
+  const bool small = tuning_.small_rings;
   const unsigned sq = small ? 64 : kSqEntries;
   int r = ring_.Open(sq, kCqEntries, base | extra | IORING_SETUP_SUBMIT_ALL, err);
   if (r == -EINVAL) r = ring_.Open(sq, kCqEntries, base | IORING_SETUP_SUBMIT_ALL, err);
   if (r == -EINVAL) r = ring_.Open(sq, kCqEntries, base, err);
   if (r == -EINVAL || r == -ENOMEM) r = ring_.Open(sq, kCqEntriesSmall, base, err);
   if (r < 0) return r;
-  // LOGCASTER_IOURING_CLASSIC_BUFFERS=1 forces the pre-6.12 buffer mode (tests).
-  const char* classic_env = getenv("LOGCASTER_IOURING_CLASSIC_BUFFERS");
-  const bool classic = small || (classic_env && *classic_env == '1');
+  // Classic buffers forced: the pre-6.12 buffer mode (tests).
+  const bool classic = tuning_.classic_buffers;
   r = classic ? -EINVAL : bufs_.Open(&ring_, kBufGroup, kIncBufCount, kIncBufSize, true, err);
   if (r == 0 && !bufs_.incremental()) bufs_.Close();
   if (classic || (r == 0 && !bufs_.incremental())) {
@@ -243,24 +155,6 @@ void IoUringDriver::ArmAccept(int32_t lid) {
   ls.cancel_sent = false;
 }
 
-void IoUringDriver::ArmRecv(Conn* c, ConnState* st) {
-  if (st->recv_armed || st->starved) return;
-  io_uring_sqe* s = ring_.Sqe();
-  s->opcode = IORING_OP_RECV;
-  s->fd = c->fd;
-  s->flags = IOSQE_BUFFER_SELECT;
-  s->buf_group = bufs_.group();
-  st->recv_metered = st->metered;
-  if (st->metered) {
-    s->len = static_cast<uint32_t>(kMaxReadPerBatch);  // one delivery's worth, then ask again
-  } else {
-    s->ioprio = IORING_RECV_MULTISHOT;
-  }
-  s->user_data = Ud(kOpRecv, c->id);
-  st->recv_armed = true;
-  st->recv_cancel = false;
-}
-
 void IoUringDriver::StartSend(Conn* c, ConnState* st) {
   struct iovec iov[kMaxSendIov];
   int cnt = c->wq.Fill(iov, kMaxSendIov);
@@ -308,7 +202,7 @@ bool IoUringDriver::Harvest(int timeout_ms) {
   // those sends (plus pending receive work) inside that one io_uring_enter. Reaping
   // a whole 10,000-connection CQ at once made single turns last 100 ms.
   size_t reaped = Reap(kReapPerHarvest);
-  if (ring_.NeedsEnter() && !engine_->BatchFull() && reaped < kReapPerHarvest) {
+  if (ring_.NeedsEnter() && !host_->BatchFull() && reaped < kReapPerHarvest) {
     ring_.FlushOverflow();  // overflowed CQEs move into the ring now there is room
     Reap(kReapPerHarvest - reaped);
   }
@@ -321,7 +215,7 @@ void IoUringDriver::StartListedSends() {
   std::vector<int32_t>& list = send_work_;  // swapped, not reallocated, every round
   list.swap(send_ready_);
   for (int32_t id : list) {
-    Conn* c = engine_->Lookup(id);
+    Conn* c = host_->Lookup(id);
     if (!c) continue;
     ConnState* s = State(c);
     if (!s) continue;
@@ -341,31 +235,13 @@ void IoUringDriver::EndTurn() {
   if (!held_ready_.empty()) Wake();
 }
 
-void IoUringDriver::RearmStarved() {
-  const unsigned recycled = bufs_.TakeRecycledCount();
-  if (starved_.empty()) return;
-  // Only once buffers came back (or no completion can be holding any): re-arming
-  // into an empty pool would just earn another ENOBUFS per connection.
-  if (recycled == 0 && !ring_.CqEmpty()) return;
-  std::vector<int32_t>& list = starved_work_;
-  list.swap(starved_);
-  for (int32_t id : list) {
-    Conn* c = engine_->Lookup(id);
-    if (!c || !c->driver_data) continue;
-    ConnState* s = State(c);
-    s->starved = false;
-    if (!c->closing && Engine::WantsRead(c) && !s->HasHeld()) ArmRecv(c, s);
-  }
-  list.clear();
-}
-
 size_t IoUringDriver::Reap(size_t max) {
   // At most the CQEs present now: handlers may submit (a full SQ is flushed at once)
   // and completions posted meanwhile belong to the next turn, so a turn always ends.
   // max == kReapAll: shutdown drain, no batch to respect.
   const bool ignore_batch = max == kReapAll;
   size_t n = 0;
-  for (size_t left = std::min<size_t>(ring_.CqReady(), max); left > 0 && (ignore_batch || !engine_->BatchFull()); --left) {
+  for (size_t left = std::min<size_t>(ring_.CqReady(), max); left > 0 && (ignore_batch || !host_->BatchFull()); --left) {
     io_uring_cqe* p = ring_.Peek();
     if (!p) break;
     io_uring_cqe cqe = *p;
@@ -398,8 +274,8 @@ void IoUringDriver::Handle(const io_uring_cqe& cqe) {
     default:
       return;
   }
-  Conn* c = engine_->Lookup(id);
-  if (!c || !c->driver_data) {
+  Conn* c = host_->Lookup(id);
+  if (!c || !State(c)) {
     // Cannot happen (slots are held until their last completion); account the buffer.
     if (cqe.flags & IORING_CQE_F_BUFFER) bufs_.Take(cqe.flags >> IORING_CQE_BUFFER_SHIFT, cqe.res > 0 ? cqe.res : 0);
     return;
@@ -417,201 +293,23 @@ void IoUringDriver::OnAcceptCqe(int32_t lid, const io_uring_cqe& cqe) {
   ListenerState& ls = listeners_[lid];
   const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
   if (!more) ls.armed = false;
-  Listener* l = ls.removed ? nullptr : engine_->LookupListener(lid);
+  Listener* l = ls.removed ? nullptr : host_->LookupListener(lid);
   bool rearm = true;
   if (cqe.res >= 0) {
-    if (l) engine_->OnAccepted(l, cqe.res); else close(cqe.res);
+    if (l) host_->OnAccepted(l, cqe.res); else close(cqe.res);
   } else {
     int err = -cqe.res;
     if (err == ECANCELED || err == EINTR || err == EAGAIN || err == ECONNABORTED || err == EPROTO) {
       // transient, or our own cancellation: re-arm if still wanted
     } else if (l) {
-      engine_->OnAcceptError(l, err);  // EMFILE & co. pause accepting (PauseAccept)
+      host_->OnAcceptError(l, err);  // EMFILE & co. pause accepting (PauseAccept)
       if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) rearm = false;
     }
   }
   ListenerState& ls2 = listeners_[lid];  // (vector is not resized by callbacks, but be safe)
-  if (rearm && !ls2.armed && ls2.want && !ls2.removed && engine_->LookupListener(lid)) {
+  if (rearm && !ls2.armed && ls2.want && !ls2.removed && host_->LookupListener(lid)) {
     ArmAccept(lid);
   }
-}
-
-void IoUringDriver::Hold(Conn* c, ConnState* s, const char* data, size_t len) {
-  if (s->held_off > 0 && s->held_off >= s->held.size() / 2) {
-    s->held.erase(0, s->held_off);  // delivered prefix; amortized, keeps the string bounded
-    s->held_off = 0;
-  }
-  s->held.append(data, len);
-  // The connection sends faster than it is delivered (or it is paused): a multishot
-  // recv would keep draining its socket into memory — megabytes per connection, and
-  // an open TCP window the sender never feels. Switch it to metered receives (one
-  // recv of at most one delivery per batch, as a readiness backend does) so unread
-  // bytes wait in the kernel and flow control works; a short read switches back.
-  if (!s->metered && !c->paused) {
-    s->metered = true;
-    if (s->recv_armed && !s->recv_cancel) {
-      Cancel(Ud(kOpRecv, c->id));
-      s->recv_cancel = true;
-    }
-  }
-  // Bound what we hold: stop receiving until it has been delivered.
-  if (s->held.size() - s->held_off > kHeldLimit && s->recv_armed && !s->recv_cancel) {
-    Cancel(Ud(kOpRecv, c->id));
-    s->recv_cancel = true;
-  }
-  if (!c->paused) MarkReady(c, s);
-}
-
-void IoUringDriver::MarkReady(Conn* c, ConnState* s) {
-  if (s->in_ready) return;
-  s->in_ready = true;
-  held_ready_.push_back(c->id);
-}
-
-void IoUringDriver::Deliver(Conn* c, ConnState* s, const char* data, size_t len) {
-  const uint64_t batch = CurrentBatch();
-  if (!c->paused && !s->HasHeld() && s->data_batch == batch) {
-    // Consecutive completions of one connection (a multishot recv posts bursts):
-    // extend its DATA event in place rather than hold the bytes for the next batch.
-    const size_t open = engine_->OpenReadLength(c);
-    size_t avail = 0;
-    if (open > 0 && open + len <= kMaxReadPerBatch) {
-      if (char* dst = engine_->ReadSpace(&avail); dst && avail >= len) {
-        std::memcpy(dst, data, len);
-        engine_->ExtendRead(c, len);
-        return;
-      }
-    }
-  }
-  if (c->paused || s->HasHeld() || s->data_batch == batch) {
-    Hold(c, s, data, len);  // delivered (coalesced) in the next batch
-    return;
-  }
-  size_t avail = 0;
-  char* dst = engine_->ReadSpace(&avail);
-  if (!dst) {
-    Hold(c, s, data, len);  // arena full for this turn: deliver first thing next turn
-    return;
-  }
-  s->data_batch = batch;
-  size_t n = std::min({len, avail, kMaxReadPerBatch});
-  std::memcpy(dst, data, n);
-  engine_->CommitRead(c, n);
-  if (n < len) Hold(c, s, data + n, len - n);
-}
-
-void IoUringDriver::DrainHeld() {
-  if (held_ready_.empty()) return;
-  std::vector<int32_t>& list = held_work_;
-  list.swap(held_ready_);
-  for (size_t i = 0; i < list.size(); ++i) {
-    Conn* c = engine_->Lookup(list[i]);
-    if (!c || !c->driver_data) continue;
-    ConnState* s = State(c);
-    s->in_ready = false;
-    if (c->closing || c->paused) continue;  // resume lists it again
-    if (s->data_batch == CurrentBatch()) {
-      MarkReady(c, s);  // already has DATA in this batch
-      continue;
-    }
-    const int32_t id = c->id;
-    if (s->held_off < s->held.size()) {
-      size_t avail = 0;
-      char* dst = engine_->ReadSpace(&avail);
-      if (dst) {
-        s->data_batch = CurrentBatch();
-        size_t n = std::min({s->held.size() - s->held_off, avail, kMaxReadPerBatch});
-        std::memcpy(dst, s->held.data() + s->held_off, n);
-        s->held_off += n;
-        engine_->CommitRead(c, n);
-        if (s->held_off < s->held.size() && !engine_->BatchFull()) {
-          MarkReady(c, s);  // more than one delivery's worth: the rest next batch
-          continue;
-        }
-      }
-    }
-    if (s->held_off < s->held.size()) {
-      // Arena full: keep this one and the rest for the next harvest.
-      MarkReady(c, s);
-      for (size_t j = i + 1; j < list.size(); ++j) {
-        Conn* o = engine_->Lookup(list[j]);
-        if (o && o->driver_data) {
-          State(o)->in_ready = false;
-          MarkReady(o, State(o));
-        }
-      }
-      list.clear();
-      return;
-    }
-    // Delivered. Give back a large buffer: a burst must not pin its size per connection.
-    if (s->held.capacity() > kHeldKeep) std::string().swap(s->held); else s->held.clear();
-    s->held_off = 0;
-    if (s->held_err) {
-      int err = s->held_err;
-      s->held_err = 0;
-      s->held_eof = false;
-      engine_->Fail(c, err, kPhaseRead);
-      continue;
-    }
-    if (s->held_eof) {
-      s->held_eof = false;
-      engine_->OnPeerEnd(c);
-      continue;
-    }
-    if (c->id == id && Engine::WantsRead(c) && !s->recv_armed) ArmRecv(c, s);
-  }
-  list.clear();
-}
-
-void IoUringDriver::OnRecvCqe(Conn* c, const io_uring_cqe& cqe) {
-  ConnState* s = State(c);
-  const int32_t id = c->id;
-  const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
-  if (!more) {
-    s->recv_armed = false;
-    s->recv_cancel = false;
-  }
-  if (cqe.flags & IORING_CQE_F_BUFFER) {
-    const size_t len = cqe.res > 0 ? static_cast<size_t>(cqe.res) : 0;
-    const char* data = bufs_.Take(cqe.flags >> IORING_CQE_BUFFER_SHIFT, len);
-    if (data && len > 0 && !c->closing) Deliver(c, s, data, len);
-    // A metered recv that came back well short found the socket nearly drained: the
-    // sender no longer outpaces us, multishot again. (Well short, not merely short: a
-    // flood momentarily drained would otherwise flip back and burst into memory.)
-    if (s->recv_metered && s->metered && !more && len < kMaxReadPerBatch / 4 && !s->HasHeld()) s->metered = false;
-  }
-  if (c->closing) {
-    if (!more) MaybeRelease(c);
-    return;
-  }
-  if (cqe.res == 0) {
-    if (s->HasHeld() || c->paused) {
-      s->held_eof = true;
-      if (!c->paused) MarkReady(c, s);
-    } else {
-      engine_->OnPeerEnd(c);
-    }
-  } else if (cqe.res < 0) {
-    int err = -cqe.res;
-    if (err != ENOBUFS && err != ECANCELED && err != EINTR && err != EAGAIN) {
-      if (s->HasHeld() || c->paused) {
-        s->held_err = err;
-        if (!c->paused) MarkReady(c, s);
-      } else {
-        engine_->Fail(c, err, kPhaseRead);
-      }
-    }
-    if (err == ENOBUFS && !more && !s->starved) {
-      // The pool ran dry and ended this multishot: re-armed from EndTurn once
-      // buffers have come back, never here (that would spin on ENOBUFS).
-      s->starved = true;
-      starved_.push_back(c->id);
-      recv_starved_++;
-    }
-  }
-  if (c->id != id) return;  // released by a callback
-  if (!more && !s->starved && !c->closing && Engine::WantsRead(c) && !s->HasHeld()) ArmRecv(c, s);
-  if (!more) MaybeRelease(c);
 }
 
 void IoUringDriver::OnSendCqe(Conn* c, const io_uring_cqe& cqe) {
@@ -623,9 +321,9 @@ void IoUringDriver::OnSendCqe(Conn* c, const io_uring_cqe& cqe) {
     return;
   }
   if (cqe.res > 0) {
-    engine_->OnSent(c, static_cast<size_t>(cqe.res));
+    host_->OnSent(c, static_cast<size_t>(cqe.res));
   } else if (cqe.res != -EINTR && cqe.res != -EAGAIN) {
-    engine_->Fail(c, cqe.res < 0 ? -cqe.res : EPIPE, kPhaseWrite);
+    host_->Fail(c, cqe.res < 0 ? -cqe.res : EPIPE, kPhaseWrite);
   }
   if (c->id != id) return;
   if (!c->closing && !c->wq.empty()) RequestSend(c, s);
@@ -642,7 +340,7 @@ void IoUringDriver::OnConnectCqe(Conn* c, const io_uring_cqe& cqe) {
   if (!c->connecting) return;  // connect() had completed at once
   int err = cqe.res < 0 ? -cqe.res : SocketError(c->fd);
   if (err == 0 && cqe.res > 0 && (cqe.res & (POLLERR | POLLHUP)) && !(cqe.res & POLLOUT)) err = ECONNREFUSED;
-  engine_->OnConnected(c, err);
+  host_->OnConnected(c, err);
 }
 
 // ---- listeners ----
@@ -697,12 +395,12 @@ bool IoUringDriver::AcceptsOutstanding() const {
 // ---- connections ----
 
 int IoUringDriver::AddConn(Conn* c) {
-  uint32_t slot = static_cast<uint32_t>(c->id) & kSlotMask;
+  const uint32_t slot = SlotOf(c->id);
   if (slot >= conns_.size()) conns_.resize(slot + 1);
   if (!conns_[slot]) conns_[slot] = std::make_unique<ConnState>();
   ConnState* s = conns_[slot].get();
   s->Reset();
-  c->driver_data = s;
+  s->attached = true;
   if (c->connecting) {
     io_uring_sqe* q = ring_.Sqe();
     q->opcode = IORING_OP_POLL_ADD;
@@ -720,7 +418,7 @@ int IoUringDriver::AddConn(Conn* c) {
 void IoUringDriver::UpdateReading(Conn* c) {
   ConnState* s = State(c);
   if (!s || c->closing) return;
-  if (Engine::WantsRead(c)) {
+  if (c->WantsRead()) {
     if (s->HasHeld()) {
       MarkReady(c, s);
       if (!in_turn_) Wake();  // a turn must run to deliver them (EndTurn does it otherwise)
@@ -740,8 +438,8 @@ long IoUringDriver::TrySendDirect(Conn* c, const char* data, size_t len) {
   // in one io_uring_enter. Large writes (and writes from outside a turn, e.g. timers)
   // go out directly; a queue reaching the high-water mark is pushed by SendQueuedNow.
   // So write() returns false only when the kernel would not take the bytes, as on epoll.
-  if (send_mode_ == kSendBatched) return 0;
-  if (send_mode_ == kSendHybrid && in_turn_ && len <= kBatchSendMax) return 0;
+  if (tuning_.send_mode == IoUringTuning::kSendBatched) return 0;
+  if (tuning_.send_mode == IoUringTuning::kSendHybrid && in_turn_ && len <= kBatchSendMax) return 0;
   return SendSome(c->fd, data, len);
 }
 
@@ -751,7 +449,7 @@ long IoUringDriver::SendQueuedNow(Conn* c) {
   // direct send would have, so write() reports backpressure only when the kernel
   // really refuses bytes. Not while a SEND is in flight: it owns the queue's head.
   ConnState* s = State(c);
-  if (!s || send_mode_ == kSendBatched || s->send_inflight || c->closing || c->connecting) return 0;
+  if (!s || tuning_.send_mode == IoUringTuning::kSendBatched || s->send_inflight || c->closing || c->connecting) return 0;
   return SendQueued(c->fd, c->wq);
 }
 
@@ -802,9 +500,9 @@ void IoUringDriver::MaybeRelease(Conn* c) {
     s->held_off = 0;
     s->iov.reset();
   }
-  c->driver_data = nullptr;
+  if (s) s->attached = false;
   closing_--;
-  engine_->ReleaseConn(c);
+  host_->ReleaseConn(c);
 }
 
 void IoUringDriver::Counters(std::vector<std::pair<const char*, double>>* out) const {

@@ -8,27 +8,25 @@
 // no syscall. Node's loop watches the ring fd itself (readable while CQEs wait).
 // docs/ARCHITECTURE.md ("The io_uring driver") explains the choices.
 #pragma once
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "engine.h"
 #include "io_driver.h"
+#include "iouring_tuning.h"
 #include "uring.h"
 
 namespace logcaster {
 
-// "" when io_uring with multishot accept/recv and buffer rings is usable here.
-std::string ProbeIoUring();
-
 class IoUringDriver final : public IoDriver {
  public:
-  explicit IoUringDriver(const EngineOptions& options);
+  IoUringDriver(const DriverOptions& options, const IoUringTuning& tuning);
   ~IoUringDriver() override;
 
-  int Init(Engine* engine, std::string* err) override;
+  int Init(DriverHost* host, std::string* err) override;
   int WatchFd() const override { return ring_.fd(); }
   void Wake() override;
   bool Harvest(int timeout_ms) override;
@@ -49,8 +47,16 @@ class IoUringDriver final : public IoDriver {
   void Counters(std::vector<std::pair<const char*, double>>* out) const override;
 
  private:
-  // Per-connection state (Conn::driver_data points here), one per engine slot, reused.
+  // user_data: operation kind in the high 32 bits, connection or listener id below.
+  // Connection ids carry a generation, and a slot is only reused after every
+  // operation on it completed, so a CQE always finds the connection it was for.
+  enum OpKind : uint32_t { kOpAccept = 1, kOpRecv = 2, kOpSend = 3, kOpConnect = 4, kOpWake = 5, kOpCancel = 6 };
+  static uint64_t Ud(OpKind kind, int32_t id) { return (static_cast<uint64_t>(kind) << 32) | static_cast<uint32_t>(id); }
+
+  // Per-connection state, one per engine slot (SlotOf(id)), reused; attached from
+  // AddConn until the connection is released.
   struct ConnState {
+    bool attached = false;
     bool recv_armed = false;        // a multishot recv is outstanding
     bool recv_cancel = false;       // ... and a cancel for it was submitted
     bool send_inflight = false;     // one SEND/SENDMSG outstanding
@@ -62,7 +68,7 @@ class IoUringDriver final : public IoDriver {
     bool recv_metered = false;      // the outstanding recv is such a single-shot one
     bool held_eof = false;          // EOF seen behind held bytes
     int held_err = 0;               // error seen behind held bytes
-    uint64_t data_batch = 0;        // batch (engine dispatch count + 1) of its last DATA
+    uint64_t data_batch = 0;        // host's CurrentBatch() of its last DATA
     std::string held;               // received, not yet delivered (paused / arena full)
     size_t held_off = 0;
     struct msghdr msg;
@@ -84,7 +90,12 @@ class IoUringDriver final : public IoDriver {
     bool removed = false;
   };
 
-  ConnState* State(Conn* c) { return static_cast<ConnState*>(c->driver_data); }
+  ConnState* State(const Conn* c) {
+    if (c->id == 0) return nullptr;
+    const uint32_t slot = SlotOf(c->id);
+    ConnState* s = slot < conns_.size() ? conns_[slot].get() : nullptr;
+    return s && s->attached ? s : nullptr;
+  }
   void Handle(const io_uring_cqe& cqe);
   void OnAcceptCqe(int32_t lid, const io_uring_cqe& cqe);
   void OnRecvCqe(Conn* c, const io_uring_cqe& cqe);
@@ -95,7 +106,7 @@ class IoUringDriver final : public IoDriver {
   void MarkReady(Conn* c, ConnState* s);
   // One DATA event per connection per batch, like a readiness driver's one read: a
   // handler that pauses in onData then sees nothing more from that batch.
-  uint64_t CurrentBatch() const { return engine_->stats().dispatches + 1; }
+  uint64_t CurrentBatch() const { return host_->CurrentBatch(); }
   void DrainHeld();
   size_t Reap(size_t max);
   void ArmAccept(int32_t lid);
@@ -114,14 +125,13 @@ class IoUringDriver final : public IoDriver {
   void SubmitIfIdle() { if (!in_turn_) SubmitNow(); }
   bool AcceptsOutstanding() const;
 
-  EngineOptions opts_;
-  Engine* engine_ = nullptr;
+  const DriverOptions opts_;
+  const IoUringTuning tuning_;
+  DriverHost* host_ = nullptr;
   Ring ring_;
   BufferRing bufs_;
   int wakefd_ = -1;
   bool in_turn_ = false;     // between Harvest and EndTurn: SQEs wait for the turn's enter
-  enum SendMode { kSendHybrid, kSendDirect, kSendBatched };
-  SendMode send_mode_ = kSendHybrid;  // how TrySendDirect treats an idle connection
   size_t closing_ = 0;       // connections handed to CloseConn, not yet released
   uint64_t recv_starved_ = 0;  // multishot recvs ended by ENOBUFS (pool ran dry)
   std::vector<std::unique_ptr<ConnState>> conns_;  // by engine slot

@@ -4,7 +4,7 @@
 
 namespace {
 
-std::unique_ptr<logcaster::IoDriver> CreateKqueueDriver(const logcaster::EngineOptions& options) {
+std::unique_ptr<logcaster::IoDriver> CreateKqueueDriver(const logcaster::DriverOptions& options) {
   // edgeTriggered: EV_CLEAR on every knote.
   return std::make_unique<logcaster::ReadinessDriver>(std::make_unique<logcaster::KqueuePoller>(options.edge_triggered));
 }

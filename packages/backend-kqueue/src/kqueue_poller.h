@@ -1,4 +1,4 @@
-// kqueue(2) (macOS, FreeBSD, OpenBSD, NetBSD; seed §10.3).
+// kqueue(2) (macOS, FreeBSD, OpenBSD, NetBSD).
 //
 // Each descriptor gets two knotes, EVFILT_READ and EVFILT_WRITE, added together
 // (EV_ADD, with EV_DISABLE for the side nobody wants yet); interest changes are

@@ -18,7 +18,7 @@ std::string ProbeUnsupported() {
 }
 
 // Never called: the engine refuses to start when probe() reports a reason.
-std::unique_ptr<logcaster::IoDriver> CreateNothing(const logcaster::EngineOptions&) { return nullptr; }
+std::unique_ptr<logcaster::IoDriver> CreateNothing(const logcaster::DriverOptions&) { return nullptr; }
 
 const logcaster::BackendDescriptor kKqueueUnsupported = {"kqueue", ProbeUnsupported, CreateNothing};
 

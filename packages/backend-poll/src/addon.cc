@@ -4,7 +4,7 @@
 
 namespace {
 
-std::unique_ptr<logcaster::IoDriver> CreatePollDriver(const logcaster::EngineOptions&) {
+std::unique_ptr<logcaster::IoDriver> CreatePollDriver(const logcaster::DriverOptions&) {
   // poll() is level-triggered only; options.edge_triggered is ignored.
   return std::make_unique<logcaster::ReadinessDriver>(std::make_unique<logcaster::PollPoller>());
 }

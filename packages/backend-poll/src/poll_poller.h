@@ -1,5 +1,4 @@
-// poll(2): the portable O(n) readiness backend without select's FD_SETSIZE limit
-// (seed §3).
+// poll(2): the portable O(n) readiness backend without select's FD_SETSIZE limit.
 //
 // A growable pollfd array (entry 0 is the wake pipe) with O(1) removal: the removed
 // entry is overwritten by the last one and an fd -> index map follows the move.

@@ -1,4 +1,4 @@
-// select(2): the portable O(max_fd) readiness backend (seed §2).
+// select(2): the portable O(max_fd) readiness backend.
 //
 // The master interest sets live here and are only changed under mu_; every Wait
 // copies them into working sets (select() overwrites its arguments, so reusing a

@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "engine.h"
+
 namespace logcaster {
 
 namespace {
@@ -49,8 +51,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object o = info[0].As<Napi::Object>();
     EngineOptions opts;
     if (o.Get("highWaterMark").IsNumber()) opts.high_water_mark = o.Get("highWaterMark").As<Napi::Number>().Int64Value();
-    if (o.Get("edgeTriggered").IsBoolean()) opts.edge_triggered = o.Get("edgeTriggered").As<Napi::Boolean>();
-    if (o.Get("sqpoll").IsBoolean()) opts.sqpoll = o.Get("sqpoll").As<Napi::Boolean>();
+    if (o.Get("edgeTriggered").IsBoolean()) opts.driver.edge_triggered = o.Get("edgeTriggered").As<Napi::Boolean>();
+    if (o.Get("sqpoll").IsBoolean()) opts.driver.sqpoll = o.Get("sqpoll").As<Napi::Boolean>();
     auto events = info[2].As<Napi::Int32Array>();
     auto arena = info[3].As<Napi::Uint8Array>();
     if (events.ElementLength() < static_cast<size_t>(kEventHeader + kEventInts * 64)) {
@@ -73,7 +75,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       return;
     }
     size_t cap = (events.ElementLength() - kEventHeader) / kEventInts;
-    auto engine = std::make_unique<Engine>(loop, backend->create(opts), opts, events.Data(), cap,
+    auto engine = std::make_unique<Engine>(loop, backend->create(opts.driver), opts, events.Data(), cap,
                                            reinterpret_cast<char*>(arena.Data()), arena.ByteLength());
     engine->dispatch = [this] { CallDispatch(); };
     std::string err;

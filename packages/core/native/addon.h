@@ -7,7 +7,6 @@
 #include <memory>
 #include <string>
 
-#include "engine.h"
 #include "io_driver.h"
 
 namespace logcaster {
@@ -17,7 +16,7 @@ struct BackendDescriptor {
   // "" when this machine supports the mechanism, otherwise a reason such as
   // "io_uring_setup: Operation not permitted (kernel.io_uring_disabled=2)".
   std::string (*probe)();
-  std::unique_ptr<IoDriver> (*create)(const EngineOptions& options);
+  std::unique_ptr<IoDriver> (*create)(const DriverOptions& options);
 };
 
 Napi::Object InitBackend(Napi::Env env, Napi::Object exports, const BackendDescriptor* backend);

@@ -22,7 +22,6 @@ constexpr uint64_t kTurnBudgetMs = 4;
 constexpr uint64_t kTickMs = 100;    // idle-timeout sweep / accept-retry granularity
 constexpr uint64_t kAcceptRetryMs = 250;
 constexpr size_t kMinReadSpace = 2048;
-constexpr uint64_t kListenerToken = 1ull << 63;
 }  // namespace
 
 struct Engine::Handles {
@@ -75,7 +74,7 @@ uint64_t Engine::NowMs() const {
 }
 
 int Engine::Start(std::string* err) {
-  int r = driver_->Init(this, err);
+  int r = driver_->Init(this, err);  // the driver sees us as its DriverHost only
   if (r < 0) return r;
   handles_ = new Handles();
   handles_->engine = this;
@@ -199,6 +198,7 @@ void Engine::DispatchPending() {
     }
     in_dispatch_ = true;
     stats_.dispatches++;
+    batch_serial_++;
     if (dispatch) dispatch();
     in_dispatch_ = false;
     events_[0] = 0;
@@ -326,7 +326,6 @@ void Engine::OnAccepted(Listener* l, int fd) {
   if (!c) { close(fd); return; }
   stats_.accepted++;
   int r = driver_->AddConn(c);
-  c->registered = r == 0;
   // OPEN carries the registration error so the handler may still say why
   // (e.g. "ERROR: ..." on a select backend past FD_SETSIZE) before it is closed.
   Emit(kEvOpen, c->id, l->id, r < 0 ? -r : 0);
@@ -447,11 +446,9 @@ int Engine::Connect(const std::string& ip, int port, std::string* err) {
   c->connecting = true;
   int r = driver_->AddConn(c);
   if (r < 0) {
-    c->registered = false;
     Fail(c, -r, kPhaseWatch);
     return c->id ? c->id : -r;
   }
-  c->registered = true;
   if (!in_progress) OnConnected(c, 0);
   UpdateRef();
   return c->id;

@@ -1,7 +1,8 @@
 // The shared engine: connection table, one loop-wide read arena, write queues with
 // a high-water mark, idle-timeout sweep, batching every event of a loop turn into a
 // single hand-off to JS, and the integration with Node's (libuv) loop. Compiled into
-// every backend addon; the backend supplies only an IoDriver (usually a Poller).
+// every backend addon; the backend supplies only an IoDriver (usually a Poller),
+// which sees the engine only as its DriverHost.
 #pragma once
 #include <uv.h>
 
@@ -15,13 +16,15 @@
 #include <thread>
 #include <vector>
 
+#include "conn.h"
+#include "driver_host.h"
 #include "io_driver.h"
-#include "write_queue.h"
 
 namespace logcaster {
 
 // Event records handed to JS: 4 x int32 each, after a header of kEventHeader int32s
-// (header[0] = record count). Layout is mirrored in core/src/native-events.ts.
+// (header[0] = record count). Layout is mirrored in core/src/native-events.ts (a
+// test there checks that the two agree).
 enum EventKind : int32_t {
   kEvOpen = 1,         // id, listener id (-1: outbound connect completed)
   kEvData = 2,         // id, arena offset, length
@@ -31,65 +34,12 @@ enum EventKind : int32_t {
   kEvTimeout = 6,      // id (idle timeout)
   kEvListenError = 7,  // listener id, errno (e.g. EMFILE: accepting paused)
 };
-enum ClosePhase : int32_t { kPhaseNone = 0, kPhaseConnect = 1, kPhaseRead = 2, kPhaseWrite = 3, kPhaseWatch = 4 };
 constexpr int kEventHeader = 4;
 constexpr int kEventInts = 4;
-// Largest single delivery to a handler (one recv call of a readiness backend, one
-// DATA event of a completion backend): a fast sender cannot take a whole batch's
-// arena, and every backend hands input over at the same granularity.
-constexpr size_t kMaxReadPerBatch = 64 * 1024;
-
-// Connection ids: slot index in the low 20 bits, generation above, so a stale id
-// (or a stale poller token) never reaches a recycled slot.
-constexpr uint32_t kSlotBits = 20;
-constexpr uint32_t kSlotMask = (1u << kSlotBits) - 1;
-constexpr uint32_t kMaxGen = (1u << (31 - kSlotBits)) - 1;
-
-struct Conn {
-  int fd = -1;
-  int32_t id = 0;           // 0 while the slot is free
-  int32_t listener_id = -1; // -1 for outbound connections
-  uint32_t interest = 0;    // what the poller currently watches (driver-owned)
-  uint32_t idle_timeout_ms = 0;
-  uint64_t last_active_ms = 0;
-  WriteQueue wq;
-  void* driver_data = nullptr;  // completion drivers keep per-connection state here
-  bool connecting = false;     // outbound, connect() in progress
-  bool paused = false;         // JS paused reading
-  bool peer_ended = false;     // EOF seen
-  bool end_requested = false;  // JS called end(): shut down writing once queue drains
-  bool write_shut = false;     // shutdown(SHUT_WR) done
-  bool need_drain = false;     // a write returned false: emit DRAIN when queue empties
-  bool closing = false;        // teardown started (driver may still hold it)
-  bool read_pending = false;   // edge-triggered: input left unread (batch was full)
-  bool registered = false;     // the driver watches it (false: AddConn refused the fd)
-  int32_t close_err = 0;       // errno reported with CLOSE
-  int32_t close_phase = 0;
-
-  void Reset() {
-    wq.Clear();
-    fd = -1; id = 0; listener_id = -1; interest = 0; idle_timeout_ms = 0; last_active_ms = 0;
-    driver_data = nullptr;
-    connecting = paused = peer_ended = end_requested = write_shut = need_drain = false;
-    closing = read_pending = registered = false;
-    close_err = close_phase = 0;
-  }
-};
-
-struct Listener {
-  int fd = -1;
-  int32_t id = -1;
-  bool accept_paused = false;
-  bool accept_pending = false;  // edge-triggered: more connections may be queued
-  bool exhausted_reported = false;  // EMFILE reported once until an accept succeeds
-  uint64_t paused_at_ms = 0;
-  void* driver_data = nullptr;
-};
 
 struct EngineOptions {
   size_t high_water_mark = 64 * 1024;
-  bool edge_triggered = false;
-  bool sqpoll = false;  // io_uring only
+  DriverOptions driver;
 };
 
 struct EngineStats {
@@ -97,7 +47,7 @@ struct EngineStats {
   uint64_t turns = 0, dispatches = 0, accept_pauses = 0;
 };
 
-class Engine {
+class Engine final : public DriverHost {
  public:
   // events/arena are JS-owned memory (ArrayBuffers kept alive by the JS wrapper).
   Engine(uv_loop_t* loop, std::unique_ptr<IoDriver> driver, const EngineOptions& opts,
@@ -137,36 +87,23 @@ class Engine {
   const IoDriver& driver() const { return *driver_; }
   size_t connection_count() const { return live_conns_; }
   size_t listener_count() const { return live_listeners_; }
-  const EngineOptions& options() const { return opts_; }
 
-  // ---- API used by drivers ----
-  Conn* Lookup(int32_t id);
-  Listener* LookupListener(int32_t lid);
-  // A connection arrived on listener l (fd is non-blocking, CLOEXEC). Takes ownership.
-  void OnAccepted(Listener* l, int fd);
-  // accept() failed with err; EMFILE/ENFILE/ENOBUFS/ENOMEM pause accepting for a while.
-  void OnAcceptError(Listener* l, int err);
-  // Outbound connect finished (err 0 = connected).
-  void OnConnected(Conn* c, int err);
-  // Room left in this turn's read arena; nullptr when full (stop reading, more later).
-  char* ReadSpace(size_t* avail);
-  // len bytes were written at the pointer ReadSpace returned.
-  void CommitRead(Conn* c, size_t len);
-  // Bytes of c's DATA event when it is the batch's newest event and ends where
-  // ReadSpace() would write next (so more bytes can extend it), else 0.
-  size_t OpenReadLength(const Conn* c) const;
-  // len more bytes were written at ReadSpace(): they extend that DATA event.
-  void ExtendRead(Conn* c, size_t len);
-  void OnPeerEnd(Conn* c);
-  void OnSent(Conn* c, size_t n);  // consume n from the queue; drain/shutdown bookkeeping
-  // Fatal error on c (err > 0 errno, 0 = clean close): tear down and emit CLOSE.
-  void Fail(Conn* c, int err, int32_t phase);
-  // Driver has nothing in flight for c any more: free it and emit CLOSE.
-  void ReleaseConn(Conn* c);
-  bool BatchFull() const;  // event buffer or arena nearly full: stop harvesting
-  // True while c wants to read (not paused, no EOF yet, not closing).
-  static bool WantsRead(const Conn* c) { return !c->paused && !c->peer_ended && !c->closing && !c->connecting; }
-  void Emit(int32_t kind, int32_t id, int32_t a = 0, int32_t b = 0);
+  // ---- DriverHost (driver_host.h documents each call) ----
+  Conn* Lookup(int32_t id) override;
+  Listener* LookupListener(int32_t lid) override;
+  void OnAccepted(Listener* l, int fd) override;
+  void OnAcceptError(Listener* l, int err) override;
+  void OnConnected(Conn* c, int err) override;
+  void Fail(Conn* c, int err, int32_t phase) override;
+  void ReleaseConn(Conn* c) override;
+  char* ReadSpace(size_t* avail) override;
+  void CommitRead(Conn* c, size_t len) override;
+  size_t OpenReadLength(const Conn* c) const override;
+  void ExtendRead(Conn* c, size_t len) override;
+  void OnPeerEnd(Conn* c) override;
+  bool BatchFull() const override;
+  uint64_t CurrentBatch() const override { return batch_serial_; }
+  void OnSent(Conn* c, size_t n) override;
 
   // libuv handles live in a heap block freed from their close callbacks, so a
   // late callback after the engine is gone finds engine == nullptr.
@@ -181,6 +118,7 @@ class Engine {
   void OnTimer();
   void ThreadMain();
   void CountSent(Conn* c, size_t n);  // stats and idle clock for bytes the kernel took
+  void Emit(int32_t kind, int32_t id, int32_t a = 0, int32_t b = 0);
   uint64_t NowMs() const;
 
   uv_loop_t* loop_;
@@ -222,8 +160,8 @@ class Engine {
   bool thread_posted_ = false;  // thread has results waiting for a turn
   bool thread_stop_ = false;
 
+  uint64_t batch_serial_ = 1;  // CurrentBatch(): advances when a batch goes to JS
   EngineStats stats_;
-  friend struct EngineAccess;
 };
 
 }  // namespace logcaster

@@ -15,8 +15,8 @@ constexpr size_t kWaitBatch = 1024;
 constexpr int kAcceptsPerEvent = 64;  // fairness between new and existing connections
 }  // namespace
 
-int ReadinessDriver::Init(Engine* engine, std::string* err) {
-  engine_ = engine;
+int ReadinessDriver::Init(DriverHost* host, std::string* err) {
+  host_ = host;
   int r = poller_->Open(err);
   if (r < 0) return r;
   edge_ = poller_->EdgeTriggered();
@@ -39,14 +39,15 @@ bool ReadinessDriver::Harvest(int timeout_ms) {
     conns.swap(read_pending_);
     lsn.swap(accept_pending_);
     for (int32_t id : lsn) {
-      if (Listener* l = engine_->LookupListener(id)) { l->accept_pending = false; AcceptReady(l); }
+      accept_listed_[id] = 0;
+      if (Listener* l = host_->LookupListener(id)) AcceptReady(l);
     }
     for (int32_t id : conns) {
-      Conn* c = engine_->Lookup(id);
+      Conn* c = host_->Lookup(id);
       if (!c) continue;
-      c->read_pending = false;
+      WatchOf(c).read_pending = false;
       // Paused since it was listed: resume lists it again.
-      if (!c->closing && Engine::WantsRead(c)) ReadReady(c, kHangup);
+      if (c->WantsRead()) ReadReady(c, kHangup);
     }
     conns.clear();
     lsn.clear();
@@ -55,9 +56,9 @@ bool ReadinessDriver::Harvest(int timeout_ms) {
   if (ready_pos_ >= ready_.size() && WatchFd() >= 0) {
     ready_.clear();
     ready_pos_ = 0;
-    if (!engine_->BatchFull()) poller_->Wait(timeout_ms, &ready_, kWaitBatch);
+    if (!host_->BatchFull()) poller_->Wait(timeout_ms, &ready_, kWaitBatch);
   }
-  while (ready_pos_ < ready_.size() && !engine_->BatchFull()) {
+  while (ready_pos_ < ready_.size() && !host_->BatchFull()) {
     Dispatch(ready_[ready_pos_++]);
   }
   return ready_pos_ < ready_.size() || !read_pending_.empty() || !accept_pending_.empty();
@@ -65,45 +66,45 @@ bool ReadinessDriver::Harvest(int timeout_ms) {
 
 void ReadinessDriver::Dispatch(const PollEvent& ev) {
   if (ev.token & kListenerBit) {
-    if (Listener* l = engine_->LookupListener(static_cast<int32_t>(ev.token & 0x7fffffff))) {
+    if (Listener* l = host_->LookupListener(static_cast<int32_t>(ev.token & 0x7fffffff))) {
       if (!l->accept_paused) AcceptReady(l);
     }
     return;
   }
-  Conn* c = engine_->Lookup(static_cast<int32_t>(ev.token));
+  Conn* c = host_->Lookup(static_cast<int32_t>(ev.token));
   if (!c || c->closing) return;  // closed earlier in this batch: stale event
   if (c->connecting) {
     if (ev.events & (kWritable | kError | kHangup)) {
       int err = SocketError(c->fd);
       if (err == 0 && (ev.events & kError)) err = ECONNREFUSED;
-      engine_->OnConnected(c, err);
+      host_->OnConnected(c, err);
     }
     return;
   }
   if ((ev.events & kWritable) && !c->wq.empty()) Flush(c, false);
   if (c->closing) return;
   if (ev.events & (kReadable | kHangup | kError)) {
-    if (Engine::WantsRead(c)) {
+    if (c->WantsRead()) {
       ReadReady(c, ev.events);
     } else if (ev.events & kError) {
       int err = SocketError(c->fd);
-      engine_->Fail(c, err ? err : EPIPE, kPhaseRead);
+      host_->Fail(c, err ? err : EPIPE, kPhaseRead);
     }
   }
 }
 
 void ReadinessDriver::AcceptReady(Listener* l) {
   for (int i = 0; edge_ || i < kAcceptsPerEvent; ++i) {
-    if (engine_->BatchFull()) {
-      if (edge_ && !l->accept_pending) { l->accept_pending = true; accept_pending_.push_back(l->id); }
+    if (host_->BatchFull()) {
+      if (edge_) ListAcceptPending(l);
       return;
     }
     int fd = AcceptSocket(l->fd);
-    if (fd >= 0) { engine_->OnAccepted(l, fd); continue; }
+    if (fd >= 0) { host_->OnAccepted(l, fd); continue; }
     int err = -fd;
     if (err == EAGAIN || err == EWOULDBLOCK) return;
     if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
-    engine_->OnAcceptError(l, err);
+    host_->OnAcceptError(l, err);
     return;
   }
 }
@@ -119,52 +120,67 @@ void ReadinessDriver::ReadReady(Conn* c, uint32_t events) {
   size_t got = 0;
   for (;;) {
     size_t avail = 0;
-    char* buf = engine_->ReadSpace(&avail);
+    char* buf = host_->ReadSpace(&avail);
     if (!buf) {
       // Arena full for this turn. Level-triggered: the kernel reports it again.
-      if (edge_ && !c->read_pending) { c->read_pending = true; read_pending_.push_back(c->id); }
+      if (edge_) ListReadPending(c);
       return;
     }
     size_t want = avail < kMaxReadPerBatch ? avail : kMaxReadPerBatch;
     ssize_t n = recv(c->fd, buf, want, 0);
     if (n > 0) {
-      engine_->CommitRead(c, static_cast<size_t>(n));
+      host_->CommitRead(c, static_cast<size_t>(n));
       if (!edge_) return;
       if (static_cast<size_t>(n) < want && !(events & (kHangup | kError))) return;
-      if (!Engine::WantsRead(c)) return;
+      if (!c->WantsRead()) return;
       got += static_cast<size_t>(n);
       if (got >= kMaxReadPerBatch) {
-        if (!c->read_pending) { c->read_pending = true; read_pending_.push_back(c->id); }
+        ListReadPending(c);
         return;
       }
       continue;
     }
-    if (n == 0) { engine_->OnPeerEnd(c); return; }
+    if (n == 0) { host_->OnPeerEnd(c); return; }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    engine_->Fail(c, errno, kPhaseRead);
+    host_->Fail(c, errno, kPhaseRead);
     return;
   }
+}
+
+void ReadinessDriver::ListReadPending(Conn* c) {
+  Watch& w = WatchOf(c);
+  if (w.read_pending) return;
+  w.read_pending = true;
+  read_pending_.push_back(c->id);
+}
+
+void ReadinessDriver::ListAcceptPending(Listener* l) {
+  if (accept_listed_[l->id]) return;
+  accept_listed_[l->id] = 1;
+  accept_pending_.push_back(l->id);
 }
 
 uint32_t ReadinessDriver::WantedInterest(const Conn* c) const {
   if (c->closing) return 0;
   if (c->connecting) return kWritable;
   uint32_t i = 0;
-  if (Engine::WantsRead(c)) i |= kReadable;
+  if (c->WantsRead()) i |= kReadable;
   if (!c->wq.empty()) i |= kWritable;
   return i;
 }
 
 void ReadinessDriver::SetInterest(Conn* c, uint32_t interest) {
-  if (!c->registered || c->interest == interest) return;
+  Watch& w = WatchOf(c);
+  if (!w.registered || w.interest == interest) return;
   uint64_t token = static_cast<uint32_t>(c->id);
-  int r = poller_->Modify(c->fd, token, c->interest, interest);
-  if (r < 0) { engine_->Fail(c, -r, kPhaseWatch); return; }
-  c->interest = interest;
+  int r = poller_->Modify(c->fd, token, w.interest, interest);
+  if (r < 0) { host_->Fail(c, -r, kPhaseWatch); return; }
+  w.interest = interest;
 }
 
 int ReadinessDriver::AddListener(Listener* l) {
+  if (static_cast<size_t>(l->id) >= accept_listed_.size()) accept_listed_.resize(l->id + 1, 0);
   return poller_->Add(l->fd, kListenerBit | static_cast<uint32_t>(l->id), kReadable);
 }
 
@@ -175,7 +191,7 @@ void ReadinessDriver::PauseAccept(Listener* l) {
 void ReadinessDriver::ResumeAccept(Listener* l) {
   poller_->Modify(l->fd, kListenerBit | static_cast<uint32_t>(l->id), 0, kReadable);
   // Edge-triggered: connections that queued while paused produce no new edge.
-  if (edge_ && !l->accept_pending) { l->accept_pending = true; accept_pending_.push_back(l->id); Wake(); }
+  if (edge_) { ListAcceptPending(l); Wake(); }
 }
 
 void ReadinessDriver::RemoveListener(Listener* l) {
@@ -183,18 +199,24 @@ void ReadinessDriver::RemoveListener(Listener* l) {
 }
 
 int ReadinessDriver::AddConn(Conn* c) {
+  const uint32_t slot = SlotOf(c->id);
+  if (slot >= watch_.size()) watch_.resize(slot + 1);
+  Watch& w = watch_[slot];
+  w = Watch();
   uint32_t interest = WantedInterest(c);
   int r = poller_->Add(c->fd, static_cast<uint32_t>(c->id), interest);
-  if (r == 0) c->interest = interest;
+  if (r == 0) {
+    w.registered = true;
+    w.interest = interest;
+  }
   return r;
 }
 
 void ReadinessDriver::UpdateReading(Conn* c) {
   SetInterest(c, WantedInterest(c));
   // Edge-triggered resume: data that arrived while paused produced its edge already.
-  if (edge_ && Engine::WantsRead(c) && !c->read_pending) {
-    c->read_pending = true;
-    read_pending_.push_back(c->id);
+  if (edge_ && c->WantsRead() && !WatchOf(c).read_pending) {
+    ListReadPending(c);
     Wake();
   }
 }
@@ -206,18 +228,20 @@ void ReadinessDriver::Flush(Conn* c, bool socket_full) {
     long n = SendQueued(c->fd, c->wq);
     if (n == 0) break;  // full: wait for writability
     if (n < 0) {
-      engine_->Fail(c, static_cast<int>(-n), kPhaseWrite);
+      host_->Fail(c, static_cast<int>(-n), kPhaseWrite);
       return;
     }
-    engine_->OnSent(c, static_cast<size_t>(n));
+    host_->OnSent(c, static_cast<size_t>(n));
   }
   if (!c->closing) SetInterest(c, WantedInterest(c));
 }
 
 void ReadinessDriver::CloseConn(Conn* c) {
-  if (c->registered) poller_->Remove(c->fd, c->interest);
+  Watch& w = WatchOf(c);
+  if (w.registered) poller_->Remove(c->fd, w.interest);
+  w.registered = false;
   close(c->fd);
-  engine_->ReleaseConn(c);
+  host_->ReleaseConn(c);
 }
 
 }  // namespace logcaster

@@ -4,7 +4,6 @@
 #include <memory>
 #include <vector>
 
-#include "engine.h"
 #include "io_driver.h"
 #include "poller.h"
 
@@ -14,7 +13,7 @@ class ReadinessDriver final : public IoDriver {
  public:
   explicit ReadinessDriver(std::unique_ptr<Poller> poller) : poller_(std::move(poller)) {}
 
-  int Init(Engine* engine, std::string* err) override;
+  int Init(DriverHost* host, std::string* err) override;
   int WatchFd() const override { return poller_->ReadyFd(); }
   void WaitOnThread() override;
   void Wake() override { poller_->Wake(); }
@@ -32,6 +31,16 @@ class ReadinessDriver final : public IoDriver {
   void CloseConn(Conn* c) override;
 
  private:
+  // What the poller knows of a connection, by SlotOf(id); reset by AddConn.
+  struct Watch {
+    uint32_t interest = 0;      // what the poller currently watches
+    bool registered = false;    // Add succeeded (false: the poller refused the fd)
+    bool read_pending = false;  // edge-triggered: input left unread, listed in read_pending_
+  };
+  Watch& WatchOf(const Conn* c) { return watch_[SlotOf(c->id)]; }
+  // Edge-triggered: the connection still has unread input no edge will report again.
+  void ListReadPending(Conn* c);
+  void ListAcceptPending(Listener* l);
   uint32_t WantedInterest(const Conn* c) const;
   void SetInterest(Conn* c, uint32_t interest);
   void AcceptReady(Listener* l);
@@ -39,8 +48,10 @@ class ReadinessDriver final : public IoDriver {
   void Dispatch(const PollEvent& ev);
 
   std::unique_ptr<Poller> poller_;
-  Engine* engine_ = nullptr;
+  DriverHost* host_ = nullptr;
   bool edge_ = false;
+  std::vector<Watch> watch_;              // by connection slot
+  std::vector<uint8_t> accept_listed_;    // by listener id: listed in accept_pending_
   std::vector<PollEvent> ready_;   // reported by the kernel, not processed yet
   size_t ready_pos_ = 0;
   std::vector<int32_t> read_pending_;    // edge-triggered conns with unread input

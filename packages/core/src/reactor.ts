@@ -2,6 +2,7 @@
 // loop turn, and turns them into Handler calls on Connection objects.
 import { lookup } from 'node:dns';
 import { isIP } from 'node:net';
+import { constants } from 'node:os';
 
 import { errnoCode, errnoError, reactorError } from './errors';
 import { loadBackend } from './loader';
@@ -36,7 +37,7 @@ import type {
   Timer,
 } from './types';
 
-const EPIPE = 32;
+const { EPIPE, ERANGE } = constants.errno;
 const DEFAULT_READ_BUFFER = 1024 * 1024;
 const DEFAULT_MAX_EVENTS = 8192;
 
@@ -299,7 +300,7 @@ class ReactorImpl implements Reactor {
       this.liveConns++;
       if (watchErrno) {
         conn.openError = reactorError(
-          watchErrno === 34
+          watchErrno === ERANGE
             ? `${this.backend} backend cannot watch this connection: descriptor is beyond FD_SETSIZE (1024)`
             : `${this.backend} backend cannot watch this connection: ${errnoCode(watchErrno)}`,
           errnoCode(watchErrno),
