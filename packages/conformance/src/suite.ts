@@ -123,6 +123,23 @@ export function runConformance(label: string, load: () => BackendModule, loadExp
       }
     });
 
+    it("keeps a handler's connection half-open when the handler asks for it, on a reactor that does not", async () => {
+      let closes = 0;
+      const l = reactor.listen({ port: 0 }, {
+        allowHalfOpen: true,
+        onEnd(conn) {
+          setTimeout(() => conn.end('answer after FIN'), 20);
+        },
+        onClose: () => void closes++,
+      });
+      const p = await peer(l.port, '127.0.0.1', true);
+      p.socket.end('question');
+      await p.ended;
+      expect(p.received().toString()).to.equal('answer after FIN');
+      await waitFor(() => closes === 1, 3000, 'onClose after the late end()');
+      l.close();
+    });
+
     it('ends our side automatically after onEnd unless half-open is allowed', async () => {
       let closes = 0;
       const l = reactor.listen({ port: 0 }, { onClose: () => void closes++ });

@@ -252,7 +252,7 @@ class ReactorImpl implements Reactor {
             case EV_END:
               if (!conn!.closed) {
                 conn!.handler.onEnd?.(conn!);
-                if (!this.allowHalfOpen && !conn!.closed) conn!.end();
+                if (!(conn!.handler.allowHalfOpen ?? this.allowHalfOpen) && !conn!.closed) conn!.end();
               }
               break;
             case EV_TIMEOUT:

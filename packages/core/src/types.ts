@@ -26,6 +26,10 @@ export interface Handler {
   /** No bytes moved in either direction for the idle timeout. Fires again after
    *  another idle period unless the handler closes the connection. */
   onTimeout?(conn: Connection): void;
+  /** This handler's connections stay open for writing after the peer's FIN until
+   *  the handler ends them, whatever the reactor's `allowHalfOpen` says (a protocol
+   *  that answers what arrived before the FIN asynchronously, such as HTTP). */
+  readonly allowHalfOpen?: boolean;
 }
 
 export interface Connection {
