@@ -2,6 +2,7 @@
 export * from './net';
 export * from './examples';
 export * from './fs';
+export * from './http';
 export { describePrebuiltInstall, testPrebuiltInstall, type PrebuiltInstallResult } from './packaging';
 export * from './netns';
 export { TCP_CLIENT_SCRIPT } from './tcp-client';
