@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 'use strict';
-// Run by hand: wrk against examples/http and against a node:http server serving the
-// same file (and the same /api/stats-style JSON route), alternating, 3 runs each;
-// prints the median requests/s of both and their ratio.
+// Run by hand: wrk against examples/http and against a node:http server with the same
+// routes (a /api/stats-style JSON answer; files streamed from disk, fs.stat per request,
+// where the example answers small files from memory), alternating, 3 runs each; prints
+// the median requests/s of both and their ratio.
 //
-//   node examples/http/bench.js [--backend auto] [--path /index.html] [--threads 2]
+//   node examples/http/bench.js [--backend auto] [--path /api/stats] [--threads 2]
 //                               [--connections 50] [--duration 5] [--runs 3]
 //
 // Needs wrk (apt-get install -y wrk). Both servers run as separate child processes on
@@ -44,7 +45,7 @@ function parseArgs(argv, defaults) {
   const { values } = require('node:util').parseArgs({ args: argv, options });
   return Object.fromEntries(Object.entries({ ...defaults, ...values }).map(([k, v]) => [k, typeof defaults[k] === 'number' ? Number(v) : v]));
 }
-const opts = parseArgs(process.argv.slice(2), { backend: 'auto', path: '/index.html', threads: 2, connections: 50, duration: 5, runs: 3 });
+const opts = parseArgs(process.argv.slice(2), { backend: 'auto', path: '/api/stats', threads: 2, connections: 50, duration: 5, runs: 3 });
 
 function start(args, re) {
   return new Promise((resolve, reject) => {

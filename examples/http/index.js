@@ -1,17 +1,18 @@
 #!/usr/bin/env node
 'use strict';
-// LogCaster example: a small HTTP/1.1 static file server on the reactor.
+// LogCaster example: a static file server on @logcaster/http (HTTP/1.1 on the reactor).
 //
 //   node examples/http --backend epoll --port 8080 [--root examples/http/public]
 //
-// Shows: an incremental request parser (heads split across packets, several requests
-// in one packet = pipelining), keep-alive, responses strictly in request order, files
-// streamed with backpressure (fs.read a chunk, write() until it returns false, go on in
-// onDrain), HEAD, Connection: close, 400/403/404/405/413, and a dynamic JSON route.
+// Shows: routes in one request handler, small files answered from memory (re-checked on
+// disk at most once a second), large files streamed with backpressure (fs.read a chunk,
+// write() until it returns false, go on in onDrain), HEAD, 403/404/405, and a JSON route.
+// Parsing, keep-alive, pipelining, limits and timeouts are the package's.
 
 const fs = require('fs');
 const path = require('path');
 const { createReactor } = require('@logcaster/core');
+const { createHttpHandler } = require('@logcaster/http');
 
 // Options by node's own util.parseArgs, each value typed like its default.
 function parseArgs(argv, defaults) {
@@ -35,221 +36,151 @@ if (opts.help) {
 }
 
 const ROOT = fs.realpathSync(path.resolve(opts.root));
-const MAX_HEAD = 8 * 1024; // request line + headers; more is refused with 413
-const MAX_PIPELINED = 32; // parsed requests waiting for their turn; more pauses reading
-const CHUNK = 64 * 1024; // file read size
-const CRLFCRLF = Buffer.from('\r\n\r\n');
+const CHUNK = 64 * 1024; // read size when streaming a file
+const CACHE_MAX_FILE = 64 * 1024; // files up to this size are kept in memory
+const CACHE_MAX_ENTRIES = 256;
+const RECHECK_MS = 1000; // a cached file is compared with the disk at most this often
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.htm': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8', '.json': 'application/json', '.txt': 'text/plain; charset=utf-8',
   '.svg': 'image/svg+xml', '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif',
   '.ico': 'image/x-icon', '.wasm': 'application/wasm', '.pdf': 'application/pdf',
 };
-const STATUS = { 200: 'OK', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Content Too Large', 500: 'Internal Server Error' };
 
 const reactor = createReactor({ backend: opts.backend });
 const started = Date.now();
-const counters = { requests: 0, responses: {} };
+const responses = {};
 
-// ---- request parsing ----
-// Returns { method, target, version, headers } or { error: status }.
-function parseHead(text) {
-  const lines = text.split('\r\n');
-  const m = /^([A-Z]+) (\S+) HTTP\/(1\.[01])$/.exec(lines[0]);
-  if (!m) return { error: 400 };
-  const headers = {};
-  for (let i = 1; i < lines.length; i++) {
-    const c = lines[i].indexOf(':');
-    if (c <= 0 || /\s/.test(lines[i][c - 1])) return { error: 400 };
-    const name = lines[i].slice(0, c).toLowerCase();
-    const value = lines[i].slice(c + 1).trim();
-    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
-  }
-  return { method: m[1], target: m[2], version: m[3], headers };
-}
-
-function wantsKeepAlive(req) {
-  const c = (req.headers.connection || '').toLowerCase();
-  if (req.version === '1.0') return /\bkeep-alive\b/.test(c);
-  return !/\bclose\b/.test(c);
-}
-
-// ---- responses ----
-function head(status, headers, keepAlive) {
-  counters.responses[status] = (counters.responses[status] || 0) + 1;
-  let h = `HTTP/1.1 ${status} ${STATUS[status]}\r\nServer: logcaster-example\r\n`;
-  for (const [k, v] of Object.entries(headers)) h += `${k}: ${v}\r\n`;
-  return `${h}Connection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
-}
-
-/** A complete small response; then the next request (or close). */
-function respond(conn, req, status, body, type = 'text/plain; charset=utf-8', extra = {}) {
-  const st = conn.context;
-  const bytes = Buffer.from(body);
-  const keepAlive = req.keepAlive; // false after 400/413: we cannot tell where the next request starts
-  conn.write(head(status, { 'Content-Type': type, 'Content-Length': bytes.length, ...extra }, keepAlive));
-  if (req.method !== 'HEAD' && bytes.length) conn.write(bytes);
-  finish(conn, st, keepAlive);
-}
-
-function finish(conn, st, keepAlive) {
-  st.busy = false;
-  if (!keepAlive) {
-    st.closing = true;
-    st.queue.length = 0;
-    if (!conn.closed) conn.end();
-    return;
-  }
-  next(conn);
-}
-
-/** Resolve a request target to a file under ROOT, or a status code. */
-function resolveTarget(target) {
-  const q = target.indexOf('?');
-  let p = q < 0 ? target : target.slice(0, q);
-  if (!p.startsWith('/')) return 400;
+/** Resolve a request path to a file under ROOT, or a status code. */
+function resolvePath(rawPath) {
+  let p;
   try {
-    p = decodeURIComponent(p); // %2e%2e becomes .. here, so it is checked below
+    p = decodeURIComponent(rawPath); // %2e%2e becomes .. here, so it is checked below
   } catch {
     return 400;
   }
-  if (p.includes('\0') || p.includes('\\')) return 400;
+  if (!p.startsWith('/') || p.includes('\0') || p.includes('\\')) return 400;
   const full = path.join(ROOT, path.posix.normalize(p));
   if (full !== ROOT && !full.startsWith(ROOT + path.sep)) return 403;
   return p.split('/').includes('..') ? 403 : full; // belt and braces
 }
 
-function serveFile(conn, req, file) {
-  const st = conn.context;
+// ---- small files from memory ----
+// requested path → { file, body, type, mtimeMs, size, lastModified, checkedAt }; a
+// directory's entry is its index.html. Entries are re-checked
+// with one fs.stat per second at most, so an edited file shows within a second while
+// the hot path does no file-system work at all.
+const cache = new Map();
+
+function remember(key, file, body, stat) {
+  if (cache.size >= CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value); // oldest first
+  const entry = { file, body, type: TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream', mtimeMs: stat.mtimeMs, size: stat.size, lastModified: stat.mtime.toUTCString(), checkedAt: Date.now(), checking: false };
+  cache.set(key, entry);
+  return entry;
+}
+
+function sendEntry(res, entry) {
+  send(res, 200, entry.body, entry.type, { 'Last-Modified': entry.lastModified });
+}
+
+function recheck(key, entry) {
+  entry.checking = true;
+  fs.stat(entry.file, (err, st) => {
+    entry.checking = false;
+    entry.checkedAt = Date.now();
+    if (err || !st.isFile() || st.mtimeMs !== entry.mtimeMs || st.size !== entry.size) cache.delete(key);
+  });
+}
+
+// ---- files from disk ----
+function serveFile(req, res, file, key = file) {
+  const entry = cache.get(key);
+  if (entry) {
+    if (Date.now() - entry.checkedAt >= RECHECK_MS && !entry.checking) recheck(key, entry);
+    return sendEntry(res, entry);
+  }
   fs.open(file, 'r', (err, fd) => {
-    if (conn.closed) { if (!err) fs.close(fd, () => {}); return; }
-    if (err) return respond(conn, req, err.code === 'ENOENT' || err.code === 'ENOTDIR' ? 404 : 403, 'not found\n');
+    if (res.closed) { if (!err) fs.close(fd, () => {}); return; }
+    if (err) return send(res, err.code === 'ENOENT' || err.code === 'ENOTDIR' ? 404 : 403, 'not found\n');
     fs.fstat(fd, (err2, stat) => {
       if (err2 || !stat.isFile()) {
         fs.close(fd, () => {});
-        if (!err2 && stat.isDirectory()) return serveFile(conn, req, path.join(file, 'index.html'));
-        return respond(conn, req, 404, 'not found\n');
+        if (!err2 && stat.isDirectory()) return serveFile(req, res, path.join(file, 'index.html'), key);
+        return send(res, 404, 'not found\n');
       }
-      if (conn.closed) return fs.close(fd, () => {});
-      const type = TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream';
-      conn.write(head(200, { 'Content-Type': type, 'Content-Length': stat.size, 'Last-Modified': stat.mtime.toUTCString() }, req.keepAlive));
-      if (req.method === 'HEAD' || stat.size === 0) {
-        fs.close(fd, () => {});
-        return finish(conn, st, req.keepAlive);
-      }
-      st.stream = { fd, buf: Buffer.allocUnsafe(Math.min(CHUNK, stat.size)), pos: 0, size: stat.size, req, reading: false, waiting: false };
-      pump(conn);
+      if (stat.size <= CACHE_MAX_FILE) return readSmall(res, key, file, fd, stat);
+      stream(req, res, file, fd, stat);
     });
   });
 }
 
-// Read a chunk, write it; repeat until write() returns false (then onDrain calls us
-// again) or the file is done. Only one chunk buffer per response, whatever the size.
-function pump(conn) {
-  const st = conn.context;
-  const s = st.stream;
-  if (!s || s.reading) return;
-  s.reading = true;
-  s.waiting = false;
-  fs.read(s.fd, s.buf, 0, Math.min(s.buf.length, s.size - s.pos), s.pos, (err, n) => {
-    s.reading = false;
-    if (conn.closed) return endStream(st);
-    if (err || n === 0) { // file shrank or failed: the Content-Length promise is broken
-      endStream(st);
-      return conn.destroy(err || new Error('file truncated while sending'));
-    }
-    s.pos += n;
-    const more = conn.write(n === s.buf.length ? s.buf : s.buf.subarray(0, n));
-    if (s.pos >= s.size) {
-      endStream(st);
-      return finish(conn, st, s.req.keepAlive);
-    }
-    if (more) pump(conn);
-    else s.waiting = true; // onDrain resumes
+function readSmall(res, key, file, fd, stat) {
+  const body = Buffer.allocUnsafe(stat.size);
+  fs.read(fd, body, 0, stat.size, 0, (err, n) => {
+    fs.close(fd, () => {});
+    if (res.closed) return;
+    if (err || n !== stat.size) return send(res, 500, 'file changed while reading\n');
+    sendEntry(res, remember(key, file, body, stat));
   });
 }
 
-function endStream(st) {
-  if (!st.stream) return;
-  fs.close(st.stream.fd, () => {});
-  st.stream = undefined;
+// Read a chunk, write it; repeat until write() returns false (then onDrain calls us
+// again) or the file is done. One chunk buffer per response, whatever the size.
+function stream(req, res, file, fd, stat) {
+  res.writeHead(200, { 'Content-Type': TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream', 'Content-Length': stat.size, 'Last-Modified': stat.mtime.toUTCString() });
+  count(200);
+  if (req.method === 'HEAD') {
+    fs.close(fd, () => {});
+    return res.end();
+  }
+  const buf = Buffer.allocUnsafe(CHUNK);
+  let pos = 0;
+  let reading = false;
+  const done = () => fs.close(fd, () => {});
+  const pump = () => {
+    if (reading) return;
+    reading = true;
+    fs.read(fd, buf, 0, Math.min(CHUNK, stat.size - pos), pos, (err, n) => {
+      reading = false;
+      if (res.closed) return done();
+      if (err || n === 0) { // the file shrank: end() reports the broken Content-Length by closing
+        done();
+        return res.end();
+      }
+      pos += n;
+      const more = res.write(n === CHUNK ? buf : buf.subarray(0, n));
+      if (pos >= stat.size) {
+        done();
+        return res.end();
+      }
+      if (more) pump();
+    });
+  };
+  res.onDrain = pump;
+  res.onClose = () => { if (!reading) done(); };
+  pump();
 }
 
-function stats() {
-  return { backend: reactor.backend, uptimeSeconds: Math.round((Date.now() - started) / 1000), requests: counters.requests, responses: counters.responses, reactor: reactor.stats() };
+function count(status) {
+  responses[status] = (responses[status] || 0) + 1;
 }
 
-function handle(conn, req) {
-  counters.requests++;
-  if (req.error) {
-    req.keepAlive = false;
-    return respond(conn, req, req.error, `${STATUS[req.error]}\n`);
-  }
-  req.keepAlive = wantsKeepAlive(req);
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    // We never read request bodies; if one follows, the connection cannot be reused.
-    if (req.headers['content-length'] > 0 || req.headers['transfer-encoding']) req.keepAlive = false;
-    return respond(conn, req, 405, 'method not allowed\n', undefined, { Allow: 'GET, HEAD' });
-  }
-  if (req.headers['content-length'] > 0 || req.headers['transfer-encoding']) {
-    req.keepAlive = false;
-    return respond(conn, req, 400, 'GET/HEAD with a body\n');
-  }
-  const pathname = req.target.split('?')[0];
-  if (pathname === '/api/stats') return respond(conn, req, 200, `${JSON.stringify(stats())}\n`, 'application/json');
-  const file = resolveTarget(req.target);
-  if (typeof file === 'number') {
-    if (file === 400) req.keepAlive = false;
-    return respond(conn, req, file, `${STATUS[file]}\n`);
-  }
-  serveFile(conn, req, file);
+function send(res, status, body, type, headers) {
+  count(status);
+  res.send(status, body, type, headers);
 }
 
-/** Start the next queued request, one at a time, so responses go out in order. */
-function next(conn) {
-  const st = conn.context;
-  if (conn.closed || st.busy || st.closing) return;
-  const req = st.queue.shift();
-  if (!req) return;
-  if (conn.paused && st.queue.length < MAX_PIPELINED / 2) conn.resume();
-  st.busy = true;
-  handle(conn, req);
-}
-
-const httpHandler = {
-  onOpen(conn) {
-    conn.context = { buf: Buffer.alloc(0), queue: [], busy: false, closing: false, broken: false, stream: undefined };
-    conn.setIdleTimeout(30000);
-  },
-  onData(conn, data) {
-    const st = conn.context;
-    if (st.closing || st.broken) return; // after a 400/413 nothing more is parsed
-    // Copy: data is only valid during this call. Heads are small and bounded by MAX_HEAD.
-    st.buf = st.buf.length ? Buffer.concat([st.buf, data]) : Buffer.from(data);
-    for (;;) {
-      const end = st.buf.indexOf(CRLFCRLF);
-      const req = end > MAX_HEAD || (end < 0 && st.buf.length > MAX_HEAD) ? { error: 413 }
-        : end < 0 ? undefined : parseHead(st.buf.toString('latin1', 0, end));
-      if (!req) break; // head incomplete: wait for more bytes
-      st.queue.push(req);
-      if (req.error) { st.broken = true; st.buf = Buffer.alloc(0); break; }
-      st.buf = st.buf.subarray(end + 4);
-    }
-    if (st.queue.length >= MAX_PIPELINED) conn.pause(); // a pipelining client must wait for us
-    next(conn);
-  },
-  onDrain(conn) {
-    const s = conn.context.stream;
-    if (s && s.waiting) pump(conn);
-  },
-  onTimeout(conn) {
-    conn.destroy();
-  },
-  onClose(conn) {
-    const st = conn.context;
-    if (st && st.stream && !st.stream.reading) endStream(st); // a read in flight closes it when it returns
-  },
-};
+const http = createHttpHandler((req, res) => {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n', undefined, { Allow: 'GET, HEAD' });
+  const pathname = req.path;
+  if (pathname === '/api/stats') {
+    count(200);
+    return res.json(200, { backend: reactor.backend, uptimeSeconds: Math.round((Date.now() - started) / 1000), http: http.counters, responses, reactor: reactor.stats() });
+  }
+  const file = resolvePath(pathname);
+  if (typeof file === 'number') return send(res, file, `${file === 403 ? 'forbidden' : 'bad request'}\n`);
+  serveFile(req, res, file);
+});
 
 function shutdown() {
   reactor.close().then(() => process.exit(0));
@@ -257,5 +188,5 @@ function shutdown() {
 process.once('SIGINT', shutdown);
 process.once('SIGTERM', shutdown);
 
-const listener = reactor.listen({ host: opts.host, port: opts.port }, httpHandler);
+const listener = reactor.listen({ host: opts.host, port: opts.port }, http);
 console.log(`http listening on ${listener.host}:${listener.port} (backend ${reactor.backend}) root ${ROOT}`);

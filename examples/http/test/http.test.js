@@ -9,7 +9,7 @@ const path = require('path');
 const crypto = require('crypto');
 
 const EXAMPLE = path.join(__dirname, '..');
-const { startExample, stop } = require('@logcaster/testkit');
+const { startExample, stop, rawHttp, parseHttpResponses, responsesComplete } = require('@logcaster/testkit');
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const HAVE_CURL = has('curl');
 const HAVE_WRK = has('wrk');
@@ -27,46 +27,8 @@ function run(cmd, args, timeout = 30000) {
   });
 }
 
-/** Send raw bytes (optionally in pieces with pauses); collect everything until the server closes or `until` says done. */
-function raw(port, pieces, until, timeoutMs = 5000) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    const chunks = [];
-    let closed = false;
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`raw: timed out; got ${Buffer.concat(chunks).toString('latin1').slice(0, 300)}`)); }, timeoutMs);
-    sock.on('connect', async () => {
-      for (const p of pieces) {
-        sock.write(p);
-        if (pieces.length > 1) await new Promise((r) => setTimeout(r, 15));
-      }
-    });
-    const done = () => { clearTimeout(timer); resolve({ data: Buffer.concat(chunks), closed }); };
-    sock.on('data', (d) => { chunks.push(d); if (until && until(Buffer.concat(chunks))) { sock.destroy(); done(); } });
-    sock.on('error', () => {});
-    sock.on('close', () => { closed = true; done(); });
-  });
-}
-
-/** Split a byte stream into HTTP responses (Content-Length framed). */
-function parseResponses(buf, headOnly = false) {
-  const out = [];
-  let off = 0;
-  while (off < buf.length) {
-    const end = buf.indexOf('\r\n\r\n', off);
-    if (end < 0) break;
-    const headText = buf.toString('latin1', off, end);
-    const [statusLine, ...lines] = headText.split('\r\n');
-    const headers = {};
-    for (const l of lines) { const c = l.indexOf(':'); headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim(); }
-    const len = headOnly ? 0 : Number(headers['content-length'] || 0);
-    if (end + 4 + len > buf.length) break;
-    out.push({ status: Number(statusLine.split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + len) });
-    off = end + 4 + len;
-  }
-  return out;
-}
-
-const countResponses = (n) => (buf) => parseResponses(buf).length >= n;
+const raw = (port, pieces, until, timeoutMs = 5000) => rawHttp(port, pieces, { gapMs: pieces.length > 1 ? 15 : 0, until, timeoutMs });
+const parseResponses = (buf, headOnly) => parseHttpResponses(buf, headOnly).responses;
 const INDEX = fs.readFileSync(path.join(EXAMPLE, 'public', 'index.html'));
 
 describe('examples/http', function () {
@@ -141,7 +103,7 @@ describe('examples/http', function () {
   describe('with raw sockets', () => {
     it('answers two pipelined requests sent in one packet, in order', async () => {
       const reqs = 'GET /index.html HTTP/1.1\r\nHost: x\r\n\r\nGET /api/stats HTTP/1.1\r\nHost: x\r\n\r\n';
-      const { data } = await raw(server.port, [reqs], countResponses(2));
+      const { data } = await raw(server.port, [reqs], responsesComplete(2));
       const [a, b] = parseResponses(data);
       expect(a.status).to.equal(200);
       expect(a.body.toString()).to.equal('<p>inner</p>\n');
@@ -152,7 +114,7 @@ describe('examples/http', function () {
     });
 
     it('pipelines a large file between two small responses without mixing bytes', async () => {
-      const reqs = 'GET /index.html HTTP/1.1\r\n\r\nGET /big.bin HTTP/1.1\r\n\r\nHEAD /big.bin HTTP/1.1\r\n\r\nGET /index.html HTTP/1.1\r\nConnection: close\r\n\r\n';
+      const reqs = 'GET /index.html HTTP/1.1\r\nHost: x\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: x\r\n\r\nHEAD /big.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
       const { data, closed } = await raw(server.port, [reqs], null, 20000);
       expect(closed).to.equal(true);
       // The HEAD response carries Content-Length but no body: parse it by hand.
@@ -166,14 +128,14 @@ describe('examples/http', function () {
     it('parses a head split across many packets', async () => {
       const req = 'GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: split\r\nAccept: */*\r\n\r\n';
       const pieces = req.match(/.{1,7}/gs);
-      const { data } = await raw(server.port, pieces, countResponses(1));
+      const { data } = await raw(server.port, pieces, responsesComplete(1));
       const [r] = parseResponses(data);
       expect(r.status).to.equal(200);
       expect(r.body.toString()).to.equal('<p>inner</p>\n');
     });
 
     it('honours Connection: close and HTTP/1.0 defaults', async () => {
-      const a = await raw(server.port, ['GET / HTTP/1.1\r\nConnection: close\r\n\r\n']);
+      const a = await raw(server.port, ['GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
       expect(a.closed).to.equal(true);
       expect(a.data.toString()).to.match(/\r\nConnection: close\r\n/);
       const b = await raw(server.port, ['GET / HTTP/1.0\r\n\r\n']);
@@ -181,15 +143,32 @@ describe('examples/http', function () {
       expect(parseResponses(b.data)[0].status).to.equal(200);
     });
 
-    it('400 for a malformed request line, 413 for an over-long head; both close', async () => {
+    it('400 for a malformed request line, 431 for an over-long head; both close', async () => {
       const a = await raw(server.port, ['NONSENSE\r\n\r\n']);
       expect(a.data.toString()).to.match(/^HTTP\/1\.1 400 /);
       expect(a.closed).to.equal(true);
-      const b = await raw(server.port, [`GET / HTTP/1.1\r\nX-Big: ${'a'.repeat(10000)}\r\n\r\n`]);
-      expect(b.data.toString()).to.match(/^HTTP\/1\.1 413 /);
+      const b = await raw(server.port, [`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`]);
+      expect(b.data.toString()).to.match(/^HTTP\/1\.1 431 /);
       expect(b.closed).to.equal(true);
       const c = await raw(server.port, [`GET / HTTP/1.1\r\nX-Big: ${'a'.repeat(20000)}`]); // never terminated
-      expect(c.data.toString()).to.match(/^HTTP\/1\.1 413 /);
+      expect(c.data.toString()).to.match(/^HTTP\/1\.1 431 /);
+    });
+
+    it('answers a small file from memory and sees it change on disk within a few seconds', async () => {
+      const file = path.join(tmp, 'www', 'changing.txt');
+      fs.writeFileSync(file, 'first version\n');
+      const get = async () => parseResponses((await raw(server.port, ['GET /changing.txt HTTP/1.1\r\nHost: x\r\n\r\n'], responsesComplete(1))).data)[0];
+      expect((await get()).body.toString()).to.equal('first version\n');
+      expect((await get()).body.toString()).to.equal('first version\n'); // the cached copy
+      fs.writeFileSync(file, 'second, longer version\n');
+      const deadline = Date.now() + 10000; // re-checked once a second: generous bound for a busy machine
+      let body = '';
+      while (Date.now() < deadline && body !== 'second, longer version\n') {
+        body = (await get()).body.toString();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(body).to.equal('second, longer version\n');
+      fs.unlinkSync(file);
     });
   });
 
