@@ -91,6 +91,9 @@ function wrk(t: Target): Promise<{ rps: number; wrkCpu: number; serverCpu: numbe
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** Requests per second of server CPU: what a request costs, less sensitive than req/s to
+ *  other load on the machine. */
+const perCpu = (r: { rps: number; serverCpu: number }): string => (r.serverCpu > 0 ? `${(r.rps / r.serverCpu / 1000).toFixed(0).padStart(4)}k req/cpu-s` : '');
 const pct = (x: number): string => (Number.isNaN(x) ? '  ?' : `${Math.round(x * 100)}%`.padStart(4));
 
 async function main(): Promise<void> {
@@ -116,7 +119,7 @@ async function main(): Promise<void> {
       for (const t of targets) {
         const r = await wrk(t);
         t.runs.push(r);
-        console.log(`  run ${i + 1} ${t.name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} req/s  server cpu ${pct(r.serverCpu)}  wrk cpu ${pct(r.wrkCpu)}`);
+        console.log(`  run ${i + 1} ${t.name.padEnd(34)} ${r.rps.toFixed(0).padStart(8)} req/s  server cpu ${pct(r.serverCpu)}  wrk cpu ${pct(r.wrkCpu)}  ${perCpu(r)}`);
       }
     }
   } finally {
@@ -126,7 +129,8 @@ async function main(): Promise<void> {
   console.log('median:');
   for (const t of targets) {
     const m = median(t.runs.map((r) => r.rps));
-    console.log(`  ${t.name.padEnd(28)} ${m.toFixed(0).padStart(8)} req/s  ${(m / base).toFixed(2)}x node:http  (runs: ${t.runs.map((r) => r.rps.toFixed(0)).join(', ')})`);
+    const c = median(t.runs.map((r) => r.rps / r.serverCpu));
+    console.log(`  ${t.name.padEnd(34)} ${m.toFixed(0).padStart(8)} req/s  ${(m / base).toFixed(2)}x node:http  ${(c / 1000).toFixed(0)}k req/cpu-s  (runs: ${t.runs.map((r) => r.rps.toFixed(0)).join(', ')})`);
   }
 }
 
