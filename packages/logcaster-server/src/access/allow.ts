@@ -65,6 +65,7 @@ const REFUSED = Symbol('refused by the allow list');
 export function admitOnly(allow: AllowList, inner: Handler, onRefused: (address: string | undefined) => void): Handler {
   const refused = (conn: Connection): boolean => conn.context === REFUSED;
   return {
+    allowHalfOpen: inner.allowHalfOpen,
     onOpen(conn) {
       if (!allow.allows(conn.remoteAddress)) {
         conn.context = REFUSED;

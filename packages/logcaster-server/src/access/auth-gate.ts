@@ -6,6 +6,11 @@
 // until the first line is settled the handler sees no byte; afterwards everything passes
 // through unchanged.
 //
+// The gate keeps its connections half-open: an answer it holds back must still reach
+// a client that half-closed right after AUTH (`printf 'AUTH t\nCOUNT\n' | nc -N`).
+// Once the first line is settled the port's handler decides, by its own allowHalfOpen
+// (absent: our side ends after its onEnd, the reactor's default).
+//
 // Failed attempts are counted, reported and slowed down per address: after n failures,
 // each further attempt from that address is answered no sooner than
 // min(base * 2^(n-1), max) after the previous one, however many connections it opens at
@@ -172,13 +177,19 @@ export function requireAuth(inner: Handler, gate: AuthGate): Handler {
     else conn.destroy();
   };
 
+  /** The peer's FIN reaches the port's handler; then our side ends unless it keeps it open. */
+  const ended = (conn: Connection): void => {
+    inner.onEnd?.(conn);
+    if (inner.allowHalfOpen !== true && !conn.closed) conn.end();
+  };
+
   /** The first line is settled and the client may go on: hand the rest to `inner`. */
   const pass = (conn: Connection, st: PreAuth, rest: Buffer): void => {
     settle(conn, st);
     const bytes = st.held.length > 0 ? Buffer.concat([rest, ...st.held]) : rest;
     if (conn.paused) conn.resume();
     if (bytes.length > 0) inner.onData?.(conn, bytes);
-    if (st.ended && !conn.closed) inner.onEnd?.(conn);
+    if (st.ended && !conn.closed) ended(conn);
   };
 
   /** `line` is the first line (without its LF), `raw` its bytes with the LF, `rest` what followed. */
@@ -211,6 +222,7 @@ export function requireAuth(inner: Handler, gate: AuthGate): Handler {
   };
 
   return {
+    allowHalfOpen: true,
     onOpen(conn) {
       inner.onOpen?.(conn);
       if (conn.closed || !conn.writable) return;
@@ -247,7 +259,7 @@ export function requireAuth(inner: Handler, gate: AuthGate): Handler {
     },
     onEnd(conn) {
       const st = pending.get(conn);
-      if (!st) return inner.onEnd?.(conn);
+      if (!st) return ended(conn);
       st.ended = true;
       if (st.verdictPending) return;
       // The peer is done sending: what it sent is its whole first line.

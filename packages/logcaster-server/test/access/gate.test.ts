@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { createReactor, type Connection, type Handler, type Reactor } from '@logcaster/core';
 import { connectTo, delay, rmDir, tmpDir, waitFor } from '@logcaster/testkit';
 
-import { AllowList, AllowListError } from '../../src/access/allow';
+import { admitOnly, AllowList, AllowListError } from '../../src/access/allow';
 import { addressKey, AuthGate, requireAuth, type AuthGateOptions } from '../../src/access/auth-gate';
 import { isLoopbackHost } from '../../src/access/config';
 import { readTokenFile, TokenError, TokenSet } from '../../src/access/tokens';
@@ -65,6 +65,12 @@ describe('access: allow lists and addresses', () => {
     expect(a.allows(undefined)).to.equal(false);
   });
 
+  it('keeps the wrapped handler\'s half-open choice', () => {
+    const list = AllowList.parse('10.0.0.0/8');
+    expect(admitOnly(list, { allowHalfOpen: true }, () => {}).allowHalfOpen).to.equal(true);
+    expect(admitOnly(list, {}, () => {}).allowHalfOpen).to.equal(undefined);
+  });
+
   it('refuses what is not a CIDR', () => {
     expect(() => AllowList.parse('10.0.0.0/33')).to.throw(AllowListError, /prefix length must be 0-32/);
     expect(() => AllowList.parse('fd00::/129')).to.throw(AllowListError, /0-128/);
@@ -89,9 +95,8 @@ describe('access: allow lists and addresses', () => {
   });
 });
 
-/** An inner handler that records what reaches it, answers "seen <line>" per line, and
- *  ends its side when the peer has (the reactor runs half-open, as the gate may answer
- *  after the peer's FIN). */
+/** An inner handler that records what reaches it and answers "seen <line>" per line.
+ *  It does not keep connections half-open: after its onEnd our side ends. */
 class Recorder implements Handler {
   data = '';
   ended = 0;
@@ -106,9 +111,8 @@ class Recorder implements Handler {
     const lines = this.data.slice(this.data.lastIndexOf('\n', before - 1) + 1).split('\n').slice(0, -1);
     for (const line of lines) conn.write(`seen ${line}\n`);
   }
-  onEnd(conn: Connection): void {
+  onEnd(): void {
     this.ended++;
-    conn.end();
   }
   onClose(): void {
     this.closed++;
@@ -153,7 +157,7 @@ describe('access: the AUTH gate in front of a handler', function () {
   };
 
   beforeEach(() => {
-    reactor = createReactor({ backend: 'auto', allowHalfOpen: true });
+    reactor = createReactor({ backend: 'auto' });
   });
   afterEach(async () => {
     await reactor.close();

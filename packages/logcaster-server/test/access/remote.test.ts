@@ -51,12 +51,13 @@ describeNetns(`access: from another address (network namespace)${why ? ` — ski
     await waitFor(() => lc!.stats().current === 2);
     const refused = await remote(info.queryPort, 'RECENT 1000000\n');
     expect(refused.out).to.equal('ERROR: authentication required\n');
+    const wrong = await remote(info.queryPort, 'AUTH guessed-token\nRECENT 1000000\n');
+    expect(wrong.out).to.equal('ERROR: authentication failed\n');
+    // Held back after that failure, and the client half-closed at once (nc -N): still answered.
     const served = await remote(info.queryPort, `AUTH ${TOKEN}\nRECENT 1\n`);
     const lines = served.out.split('\n');
     expect(lines.slice(0, 2)).to.deep.equal(['AUTH: OK', 'FOUND: 1 matches']);
     expect(stripStamp(lines[2])).to.equal('secret two');
-    const wrong = await remote(info.queryPort, 'AUTH guessed-token\nRECENT 1000000\n');
-    expect(wrong.out).to.equal('ERROR: authentication failed\n');
     expect(lc.stats()).to.include({ authFailures: 1, authRequired: 1 });
     expect((await sendAndClose(info.queryPort, 'COUNT\n')).toString()).to.equal('COUNT: 2\n');
   });
