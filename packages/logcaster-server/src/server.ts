@@ -226,7 +226,7 @@ export class LogCaster extends EventEmitter {
         this.reloaded = r.loaded;
         this.tornSkipped = r.tornSkipped;
       }
-      this.engine = new QueryEngine({ regexTimeoutMs: o.regexTimeoutMs });
+      this.engine = new QueryEngine(this.store, { regexTimeoutMs: o.regexTimeoutMs });
       this.ingest = new IngestPort(
         { maxLine: o.maxLine, maxClients: o.maxClients, idleTimeoutMs: o.idleTimeout * 1000, ack: o.ack, ackAfterDurable: o.fsync === 'always' },
         this.store,

@@ -1,8 +1,13 @@
-// Query filters and the predicate that applies them to one stored entry. Pure and
-// serialisable (QuerySpec crosses to the regex worker), used by both the main-thread
-// scanner and the worker.
+// Query filters, and the scanner that applies them to a whole block (store/block.ts) at
+// once: a keyword is searched over the block's bytes with Buffer.indexOf and each hit
+// is mapped back to its line by the newlines around it; a regex runs over the block's
+// text in one pass when that cannot miss a line (see BlockMatcher). Only lines a hit
+// points at are looked at one by one. QuerySpec is plain data: it crosses to the scan
+// workers.
+import { isAscii } from 'node:buffer';
+
+import { NL, lineEndFrom, lineStartAt, offsetOfLine, runAt, type BlockView } from '../store/block';
 import { parseSyslog, type SyslogHeader } from './syslog';
-import type { Snapshot } from '../store/log-store';
 
 export interface QuerySpec {
   /** Substrings (case-sensitive, matched on the raw bytes). */
@@ -27,48 +32,236 @@ export function needsSyslog(spec: QuerySpec): boolean {
   return spec.severity !== undefined || spec.facility !== undefined || spec.host !== undefined || spec.app !== undefined;
 }
 
-export class Matcher {
+/** Whether every line that passes the time filter matches: no line has to be read. */
+export function selectsByTimeOnly(spec: QuerySpec): boolean {
+  return spec.keywords.length === 0 && spec.regex === undefined && !needsSyslog(spec);
+}
+
+/** A regex over a whole block finds every line that matches on its own unless the
+ *  pattern looks outside its match: a lookaround could see the neighbouring line, or
+ *  not see the start/end of the line it needs. (^ and $ become line anchors with the
+ *  m flag, \b sees '\n' as the non-word character the line edge is.) */
+function blockRegexSafe(source: string): boolean {
+  return !/\(\?<?[=!]/.test(source);
+}
+
+/** Where the lines a scan looks at lie in a block: ordinals [fromOrd, toOrd) starting
+ *  at byte offsets [from, to). */
+export interface LineRange {
+  fromOrd: number;
+  toOrd: number;
+  from: number;
+  to: number;
+}
+
+export function wholeBlock(b: BlockView): LineRange {
+  return { fromOrd: 0, toOrd: b.count, from: 0, to: b.data.length };
+}
+
+/** The part of block `b` holding sequence numbers [lo, hi). */
+export function rangeOf(b: BlockView, lo: number, hi: number): LineRange {
+  const fromOrd = Math.max(0, Math.min(b.count, lo - b.firstSeq));
+  const toOrd = Math.max(fromOrd, Math.min(b.count, hi - b.firstSeq));
+  const from = offsetOfLine(b, fromOrd);
+  const to = toOrd === b.count ? b.data.length : offsetOfLine(b, toOrd);
+  return { fromOrd, toOrd, from, to };
+}
+
+/** Called per matching line (bytes [start, end) of the block's data, its run index).
+ *  Return false to stop the scan. */
+export type LineVisitor = (start: number, end: number, run: number) => boolean;
+
+export class BlockMatcher {
   private readonly keys: Buffer[];
   private readonly and: boolean;
+  /** The line-alone regex, and the whole-block one (g + m flags) when safe. */
   private readonly re: RegExp | undefined;
+  private readonly blockRe: RegExp | undefined;
   private readonly from: number;
   private readonly to: number;
   private readonly syslog: boolean;
+  /** Per keyword: the next occurrence at or after the current line (AND/OR scans). */
+  private readonly next: number[];
+  private runHint = 0;
 
   constructor(private readonly spec: QuerySpec) {
-    this.keys = spec.keywords.map((k) => Buffer.from(k, 'utf8'));
+    const keys = spec.keywords.map((k) => Buffer.from(k, 'utf8'));
+    // AND: the longest keyword drives the search (the likeliest to be rare and the one
+    // Boyer-Moore skips best); the others are checked on the lines it finds.
+    if (spec.operator !== 'OR') keys.sort((a, b) => b.length - a.length);
+    this.keys = keys;
     this.and = spec.operator !== 'OR';
-    this.re = spec.regex ? new RegExp(spec.regex.source, spec.regex.flags.replace(/[gy]/g, '')) : undefined;
+    this.next = keys.map(() => -1);
+    if (spec.regex) {
+      const flags = spec.regex.flags.replace(/[gy]/g, '');
+      this.re = new RegExp(spec.regex.source, flags);
+      if (blockRegexSafe(spec.regex.source)) this.blockRe = new RegExp(spec.regex.source, `${flags.replace('m', '')}gm`);
+    }
     this.from = spec.timeFromMs ?? -Infinity;
     this.to = spec.timeToMs ?? Infinity;
     this.syslog = needsSyslog(spec);
   }
 
-  match(chunk: Buffer, off: number, len: number, timeMs: number): boolean {
-    if (timeMs < this.from || timeMs >= this.to) return false;
+  private timeOk(b: BlockView, run: number): boolean {
+    const t = b.runs.time[run];
+    return t >= this.from && t < this.to;
+  }
+
+  /** Visit the matching lines of `r`, in order. Returns the offset to resume at: the
+   *  start of the line after the last one visited, or r.to when the range is done. */
+  scan(b: BlockView, r: LineRange, visit: LineVisitor): number {
+    this.runHint = 0;
+    if (r.from >= r.to) return r.to;
+    if (this.keys.length > 0) return this.and ? this.scanAnd(b, r, visit) : this.scanOr(b, r, visit);
+    if (this.blockRe !== undefined && isAscii(b.data.subarray(r.from, r.to))) return this.scanRegex(b, r, visit);
+    return this.scanLines(b, r, visit);
+  }
+
+  /** Number of matching lines of `r`. Time-only filters count from the runs. */
+  count(b: BlockView, r: LineRange): number {
+    if (selectsByTimeOnly(this.spec)) return this.countByTime(b, r);
+    let n = 0;
+    this.scan(b, r, () => {
+      n++;
+      return true;
+    });
+    return n;
+  }
+
+  private countByTime(b: BlockView, r: LineRange): number {
+    const runs = b.runs;
+    let n = 0;
+    let ord = 0;
+    for (let i = 0; i < runs.lines.length && ord < r.toOrd; i++) {
+      const lo = Math.max(ord, r.fromOrd);
+      const hi = Math.min(ord + runs.lines[i], r.toOrd);
+      if (hi > lo && this.timeOk(b, i)) n += hi - lo;
+      ord += runs.lines[i];
+    }
+    return n;
+  }
+
+  /** Conditions other than the driving keyword, on the line [ls, le). */
+  private rest(b: BlockView, ls: number, le: number, run: number, firstKey: number): boolean {
+    if (!this.timeOk(b, run)) return false;
+    const data = b.data;
     const keys = this.keys;
-    let view: Buffer | undefined;
-    if (keys.length > 0) {
-      view = chunk.subarray(off, off + len);
-      if (this.and) {
-        for (let i = 0; i < keys.length; i++) if (view.indexOf(keys[i]) < 0) return false;
-      } else {
-        let any = false;
-        for (let i = 0; i < keys.length; i++) {
-          if (view.indexOf(keys[i]) >= 0) {
-            any = true;
-            break;
-          }
+    for (let k = firstKey; k < keys.length; k++) {
+      let at = this.next[k];
+      if (at !== Infinity && at < ls) {
+        at = data.indexOf(keys[k], ls);
+        if (at < 0) at = Infinity;
+        this.next[k] = at;
+      }
+      if (at + keys[k].length > le) return false;
+    }
+    return this.textOk(data, ls, le);
+  }
+
+  /** Syslog and regex conditions, on the line's decoded text. */
+  private textOk(data: Buffer, ls: number, le: number): boolean {
+    if (!this.syslog && this.re === undefined) return true;
+    const text = data.toString('utf8', ls, le);
+    if (this.syslog && !this.matchSyslog(parseSyslog(text))) return false;
+    if (this.re !== undefined && !this.re.test(text)) return false;
+    return true;
+  }
+
+  private scanAnd(b: BlockView, r: LineRange, visit: LineVisitor): number {
+    const data = b.data;
+    const anchor = this.keys[0];
+    for (let k = 1; k < this.keys.length; k++) this.next[k] = -1;
+    let pos = r.from;
+    while (pos < r.to) {
+      const h = data.indexOf(anchor, pos);
+      if (h < 0 || h >= r.to) break;
+      const ls = lineStartAt(b, h);
+      const le = lineEndFrom(b, ls);
+      if (h + anchor.length > le) {
+        pos = h + 1; // runs over the line's end: not a hit in this line
+        continue;
+      }
+      const run = (this.runHint = runAt(b.runs, ls, this.runHint));
+      if (this.rest(b, ls, le, run, 1) && !visit(ls, le, run)) return le + 1;
+      pos = le + 1;
+    }
+    return r.to;
+  }
+
+  private scanOr(b: BlockView, r: LineRange, visit: LineVisitor): number {
+    const data = b.data;
+    const keys = this.keys;
+    const next = this.next;
+    let pos = r.from;
+    for (let k = 0; k < keys.length; k++) next[k] = -1;
+    while (pos < r.to) {
+      let h = Infinity;
+      for (let k = 0; k < keys.length; k++) {
+        if (next[k] !== Infinity && next[k] < pos) {
+          const at = data.indexOf(keys[k], pos);
+          next[k] = at < 0 || at >= r.to ? Infinity : at;
         }
-        if (!any) return false;
+        if (next[k] < h) h = next[k];
+      }
+      if (h === Infinity) break;
+      const ls = lineStartAt(b, h);
+      const le = lineEndFrom(b, ls);
+      let inLine = false;
+      for (let k = 0; k < keys.length && !inLine; k++) inLine = next[k] + keys[k].length <= le && next[k] >= ls;
+      if (inLine) {
+        const run = (this.runHint = runAt(b.runs, ls, this.runHint));
+        if (this.timeOk(b, run) && this.textOk(data, ls, le) && !visit(ls, le, run)) return le + 1;
+        pos = le + 1;
+      } else {
+        pos = h + 1;
       }
     }
-    if (this.syslog || this.re) {
-      const text = chunk.toString('utf8', off, off + len);
-      if (this.syslog && !this.matchSyslog(parseSyslog(text))) return false;
-      if (this.re && !this.re.test(text)) return false;
+    return r.to;
+  }
+
+  private scanRegex(b: BlockView, r: LineRange, visit: LineVisitor): number {
+    const data = b.data;
+    const re = this.blockRe!;
+    // ASCII: one latin1 character per byte, so string positions are byte offsets.
+    const text = data.toString('latin1', r.from, r.to);
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      const h = r.from + m.index;
+      if (h >= r.to) break; // an empty match at the very end belongs to no line
+      const ls = lineStartAt(b, h);
+      const le = lineEndFrom(b, ls);
+      // A match inside the line is the line's own match, unless the line holds a '\n'
+      // that the m flag turned into a line edge; anything else is checked line alone.
+      const own = b.lineEnds === undefined && h + m[0].length <= le;
+      const run = (this.runHint = runAt(b.runs, ls, this.runHint));
+      if (this.timeOk(b, run) && (own ? this.syslogOk(data, ls, le) : this.textOk(data, ls, le)) && !visit(ls, le, run)) return le + 1;
+      if (le + 1 >= r.to) break;
+      re.lastIndex = le + 1 - r.from;
     }
-    return true;
+    return r.to;
+  }
+
+  private syslogOk(data: Buffer, ls: number, le: number): boolean {
+    return !this.syslog || this.matchSyslog(parseSyslog(data.toString('utf8', ls, le)));
+  }
+
+  /** Every line, one by one (time filters skip whole runs). */
+  private scanLines(b: BlockView, r: LineRange, visit: LineVisitor): number {
+    const runs = b.runs;
+    const data = b.data;
+    let ls = r.from;
+    let run = runAt(runs, ls);
+    while (ls < r.to) {
+      while (run + 1 < runs.off.length && runs.off[run + 1] <= ls) run++;
+      if (!this.timeOk(b, run)) {
+        ls = run + 1 < runs.off.length ? Math.min(runs.off[run + 1], r.to) : r.to;
+        continue;
+      }
+      const le = lineEndFrom(b, ls);
+      if (this.textOk(data, ls, le) && !visit(ls, le, run)) return le + 1;
+      ls = le + 1;
+    }
+    return r.to;
   }
 
   private matchSyslog(h: SyslogHeader | undefined): boolean {
@@ -82,31 +275,28 @@ export class Matcher {
   }
 }
 
-/** A growable list of entry indexes. */
-export class IndexList {
-  data = new Uint32Array(1024);
-  length = 0;
-  push(i: number): void {
-    if (this.length === this.data.length) {
-      const grown = new Uint32Array(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
+/** Line-at-a-time reference predicate: the definition the block scanner must agree with
+ *  (the index and scanner property tests compare against it). */
+export function lineMatches(spec: QuerySpec, line: Buffer, timeMs: number): boolean {
+  if (spec.timeFromMs !== undefined && timeMs < spec.timeFromMs) return false;
+  if (spec.timeToMs !== undefined && timeMs >= spec.timeToMs) return false;
+  if (spec.keywords.length > 0) {
+    const hits = spec.keywords.map((k) => line.indexOf(Buffer.from(k, 'utf8')) >= 0);
+    if (spec.operator === 'OR' ? !hits.some(Boolean) : !hits.every(Boolean)) return false;
+  }
+  if (needsSyslog(spec) || spec.regex) {
+    const text = line.toString('utf8');
+    if (needsSyslog(spec)) {
+      const h = parseSyslog(text);
+      if (!h) return false;
+      if (spec.severity !== undefined && h.severity > spec.severity) return false;
+      if (spec.facility !== undefined && h.facility !== spec.facility) return false;
+      if (spec.host !== undefined && h.host !== spec.host) return false;
+      if (spec.app !== undefined && h.app !== spec.app) return false;
     }
-    this.data[this.length++] = i;
+    if (spec.regex && !new RegExp(spec.regex.source, spec.regex.flags.replace(/[gy]/g, '')).test(text)) return false;
   }
-  toArray(): Uint32Array {
-    return this.data.subarray(0, this.length);
-  }
+  return true;
 }
 
-/** Test entries [from, to) of a snapshot; matching indexes are pushed to `out`. */
-export function scanRange(s: Snapshot, m: Matcher, from: number, to: number, out: IndexList): void {
-  const chunks = s.chunks;
-  const ci = s.chunk;
-  const off = s.off;
-  const len = s.len;
-  const time = s.time;
-  for (let i = from; i < to; i++) {
-    if (m.match(chunks[ci[i]], off[i], len[i], time[i])) out.push(i);
-  }
-}
+export { NL };

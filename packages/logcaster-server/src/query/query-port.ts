@@ -1,14 +1,13 @@
 // The query port: one command per line, several per connection, answered in order.
-// Results are counted first (FOUND n) and then streamed with backpressure: write()
-// returning false stops the stream until onDrain; long streams also yield to the
-// event loop so ingestion keeps flowing.
+// Results are counted first (FOUND n) and then streamed with backpressure by a
+// ResultStreamer (stream.ts): write() returning false stops the stream until onDrain.
 import type { Connection, Handler } from '@logcaster/core';
 
-import { PrefixCache } from './format';
 import { emptySpec, type QuerySpec } from './matcher';
 import { parseQuery, parseRegex, timeRange } from './parse';
-import { QueryCancelledError, RegexTimeoutError, type QueryEngine } from './engine';
-import { snapshotLine, type LogStore, type Snapshot } from '../store/log-store';
+import { QueryCancelledError, RegexTimeoutError, type QueryEngine, type QueryRequest, type QueryResult } from './engine';
+import { ResultStreamer } from './stream';
+import type { LogStore } from '../store/log-store';
 
 export const HELP_TEXT = [
   'LogCaster query commands (one per line):',
@@ -30,8 +29,6 @@ export const HELP_TEXT = [
 
 const MAX_COMMAND = 64 * 1024;
 const MAX_QUEUED = 64;
-const BATCH_BYTES = 64 * 1024;
-const TURN_BYTES = 1024 * 1024;
 const NL = 10;
 
 export interface QueryContext {
@@ -50,81 +47,8 @@ class QueryConn {
   queue: string[] = [];
   busy = false;
   closed = false;
-  stream: Streamer | undefined;
+  stream: ResultStreamer | undefined;
   constructor(readonly conn: Connection) {}
-}
-
-/** Writes FOUND lines for a list of entry indexes of a snapshot. */
-class Streamer {
-  private pos = 0;
-  private readonly prefix: PrefixCache;
-  constructor(
-    private readonly q: QueryConn,
-    private readonly snap: Snapshot,
-    private readonly matches: Uint32Array | undefined, // undefined: every entry
-    utc: boolean,
-    private readonly done: () => void,
-  ) {
-    this.prefix = new PrefixCache(utc);
-  }
-
-  get total(): number {
-    return this.matches ? this.matches.length : this.snap.count;
-  }
-
-  pump(): void {
-    const conn = this.q.conn;
-    const total = this.total;
-    let turnBytes = 0;
-    let batch = Buffer.allocUnsafe(BATCH_BYTES);
-    let used = 0;
-    const flush = (): boolean => {
-      if (used === 0) return true;
-      const ok = conn.write(batch.subarray(0, used));
-      turnBytes += used;
-      used = 0;
-      return ok;
-    };
-    while (this.pos < total) {
-      if (this.q.closed || conn.closed) return;
-      const i = this.matches ? this.matches[this.pos] : this.pos;
-      const line = snapshotLine(this.snap, i);
-      const pre = this.prefix.get(this.snap.time[i]);
-      const need = pre.length + line.length + 1;
-      if (used + need > batch.length) {
-        if (!flush()) {
-          return; // wait for onDrain
-        }
-        if (need > batch.length) batch = Buffer.allocUnsafe(need);
-        if (turnBytes >= TURN_BYTES) {
-          setImmediate(() => this.pump());
-          return;
-        }
-      }
-      pre.copy(batch, used);
-      used += pre.length;
-      const start = used;
-      line.copy(batch, used);
-      used += line.length;
-      // One entry is one output line: octet-counted messages may contain line breaks.
-      for (let k = batch.indexOf(NL, start); k >= 0 && k < used; k = batch.indexOf(NL, k + 1)) batch[k] = 32;
-      for (let k = batch.indexOf(13, start); k >= 0 && k < used; k = batch.indexOf(13, k + 1)) batch[k] = 32;
-      batch[used++] = NL;
-      this.pos++;
-    }
-    const ok = flush();
-    this.q.stream = undefined;
-    if (ok) this.done();
-    else this.q.stream = new DrainWaiter(this.done) as unknown as Streamer;
-  }
-}
-
-/** After the last batch: continue with the next command once the queue drained. */
-class DrainWaiter {
-  constructor(private readonly done: () => void) {}
-  pump(): void {
-    this.done();
-  }
 }
 
 export class QueryPort implements Handler {
@@ -193,6 +117,7 @@ export class QueryPort implements Handler {
     const q = conn.context as QueryConn | undefined;
     if (!q) return;
     q.closed = true;
+    q.stream?.stop();
     q.stream = undefined;
     this.conns.delete(q);
   }
@@ -264,8 +189,7 @@ export class QueryPort implements Handler {
           this.reply(q, 'ERROR: usage: RECENT <n> (n a non-negative integer)\n');
           return this.finish(q);
         }
-        const snap = store.snapshot(Number(args));
-        return this.stream(q, snap, undefined);
+        return this.run(q, { recent: Number(args) });
       }
       case 'SEARCH': {
         if (args === '') {
@@ -319,9 +243,12 @@ export class QueryPort implements Handler {
   }
 
   private search(q: QueryConn, spec: QuerySpec): void {
-    const snap = this.ctx.store.snapshot();
-    this.ctx.engine.run(snap, spec, () => q.closed).then(
-      (matches) => this.stream(q, snap, matches),
+    this.run(q, { spec });
+  }
+
+  private run(q: QueryConn, req: QueryRequest): void {
+    this.ctx.engine.run(req, { owner: q, cancelled: () => q.closed }).then(
+      (res) => this.stream(q, res),
       (err: Error) => {
         if (err instanceof QueryCancelledError) return;
         if (err instanceof RegexTimeoutError) this.reply(q, `ERROR: ${err.message}\n`);
@@ -331,12 +258,24 @@ export class QueryPort implements Handler {
     );
   }
 
-  private stream(q: QueryConn, snap: Snapshot, matches: Uint32Array | undefined): void {
-    if (q.closed) return;
-    const s = new Streamer(q, snap, matches, this.ctx.utc, () => this.finish(q));
-    this.reply(q, `FOUND: ${s.total} matches\n`);
-    q.stream = s;
-    s.pump();
+  private stream(q: QueryConn, res: QueryResult): void {
+    if (q.closed) {
+      res.close();
+      return;
+    }
+    this.reply(q, `FOUND: ${res.count} matches\n`);
+    q.stream = new ResultStreamer(res, q.conn, this.ctx.utc, (err) => {
+      q.stream = undefined;
+      if (err) {
+        // The answer cannot be completed: say why and close, the count is already out.
+        this.reply(q, `ERROR: query failed: ${err.message}\n`);
+        if (!q.conn.closed) q.conn.end();
+        q.closed = true;
+        return;
+      }
+      this.finish(q);
+    });
+    q.stream.pump();
   }
 
   closeAll(): void {

@@ -1,17 +1,23 @@
-// The in-memory log store: a ring of `capacity` entries whose bytes live in a byte
-// arena (a ring of large Buffer chunks) and whose metadata lives in typed arrays —
-// no JS object or string per line, so millions of lines cost no GC work.
+// The in-memory log store: the newest `capacity` entries, as blocks (block.ts) whose
+// bytes live in a ring of large shared chunks and whose per-entry metadata lives in
+// typed arrays — no JS object or string per line, so millions of lines cost no GC work.
 //
-// Chunks are allocated on SharedArrayBuffer so a query worker can read them without
-// copying. A chunk that a query snapshot captured is never reused: the snapshot keeps
-// reading valid bytes and GC frees the chunk afterwards. A chunk no snapshot saw is
-// recycled once evicted — at millions of lines per second, allocating (and zeroing)
-// a fresh 4 MiB chunk per 65k lines and leaving the old ones to GC cost both CPU and
-// a resident set of over a gigabyte before GC caught up.
+// Bytes are laid out as the block format says: each line followed by '\n', in sequence
+// order. A received packet's lines are copied in one piece: lines that follow each other
+// in the packet, separated by exactly one '\n', form a *run copy* that is copied once
+// when the packet has been framed (endBlock) — a per-line Buffer.copy cost more than
+// everything else of the ingest path together. Other lines (a line completed from the
+// previous packet, CRLF lines, octet-counted frames, truncated lines with their marker)
+// are copied one by one.
 //
-// A received block can be copied in once (beginBlock); the lines framed from it are
-// then recorded as offsets into that copy instead of being copied one by one — a
-// per-line Buffer.copy cost more than everything else of the ingest path together.
+// Chunks are SharedArrayBuffers so scan workers read them without copying. A query pins
+// the chunks it will read (Chunk.pins) and keeps a frozen view of their blocks; an
+// evicted chunk is reused only once nothing pins it, so a query holds the bytes it
+// counted, never a copy of the index. Reusing evicted chunks matters: allocating (and
+// zeroing) a fresh 4 MiB chunk per 65k lines and leaving the old ones to GC cost both
+// CPU and a resident set of over a gigabyte before GC caught up.
+
+import { NL, type Runs } from './block';
 
 export interface PeerTable {
   readonly names: readonly string[];
@@ -32,33 +38,86 @@ class Peers implements PeerTable {
   }
 }
 
-/** A consistent, immutable view of a range of entries, for queries. */
-export interface Snapshot {
-  count: number;
-  /** Sequence number of entry 0 of the snapshot. */
-  firstSeq: number;
-  chunks: Buffer[];
-  /** Per entry: index into `chunks`, offset, length, receive time (ms), peer id. */
-  chunk: Uint32Array;
-  off: Uint32Array;
-  len: Uint32Array;
-  time: Float64Array;
-  peer: Uint32Array;
-  peers: readonly string[];
+export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+/** A block is sealed once its bytes reach this size (the unit of a scan job). */
+export const BLOCK_BYTES = 1024 * 1024;
+
+/** A shared byte chunk of the arena. */
+export class Chunk {
+  /** Queries (and journal writes) that still read this chunk. */
+  pins = 0;
+  /** No live entry is in it any more: reused (or left to GC) once unpinned. */
+  released = false;
+  constructor(readonly buf: Buffer) {}
 }
 
-export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+/** An immutable view of a block of the store: lines [firstSeq, firstSeq + count) in
+ *  chunk.buf[start, end). Runs' peers are ids in the store's peer table. */
+export interface StoreBlock {
+  readonly chunk: Chunk;
+  readonly start: number;
+  readonly end: number;
+  readonly firstSeq: number;
+  readonly count: number;
+  readonly runs: Runs;
+  readonly lineEnds: Uint32Array | undefined;
+  readonly minTime: number;
+  readonly maxTime: number;
+}
+
+/** The block being filled. Offsets in runs and lineEnds are relative to `start`. */
+class OpenBlock {
+  count = 0;
+  end: number;
+  minTime = Infinity;
+  maxTime = -Infinity;
+  runOff: number[] = [];
+  runLines: number[] = [];
+  runTime: number[] = [];
+  runPeer: number[] = [];
+  lineEnds: number[] | undefined;
+  private frozen: StoreBlock | undefined;
+  constructor(
+    readonly chunk: Chunk,
+    readonly start: number,
+    readonly firstSeq: number,
+  ) {
+    this.end = start;
+  }
+
+  /** The block as it is now (cached until it changes). */
+  freeze(): StoreBlock {
+    const f = this.frozen;
+    if (f !== undefined && f.count === this.count) return f;
+    const runs: Runs = {
+      off: Uint32Array.from(this.runOff),
+      lines: Uint32Array.from(this.runLines),
+      time: Float64Array.from(this.runTime),
+      peer: Uint32Array.from(this.runPeer),
+    };
+    this.frozen = {
+      chunk: this.chunk,
+      start: this.start,
+      end: this.end,
+      firstSeq: this.firstSeq,
+      count: this.count,
+      runs,
+      lineEnds: this.lineEnds ? Uint32Array.from(this.lineEnds) : undefined,
+      minTime: this.minTime,
+      maxTime: this.maxTime,
+    };
+    return this.frozen;
+  }
+}
 
 function sharedBuffer(size: number): Buffer {
   return Buffer.from(new SharedArrayBuffer(size));
 }
 
-function sharedU32(n: number): Uint32Array {
-  return new Uint32Array(new SharedArrayBuffer(Math.max(1, n) * 4));
-}
-
-function sharedF64(n: number): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(Math.max(1, n) * 8));
+/** Blocks pinned for one reader; release() once done (idempotent). */
+export interface PinnedBlocks {
+  readonly blocks: readonly StoreBlock[];
+  release(): void;
 }
 
 export class LogStore {
@@ -72,23 +131,30 @@ export class LogStore {
   private readonly times: Float64Array;
   private readonly peerIds: Uint32Array;
   // chunks[k] holds chunk number firstChunk + k
-  private chunks: Buffer[] = [];
+  private chunks: Chunk[] = [];
   private firstChunk = 0;
-  /** Evicted chunks no snapshot captured, ready for reuse. */
-  private spare: Buffer[] = [];
-  /** Live chunks some snapshot captured (never reused). */
-  private captured = new Set<Buffer>();
-  /** The block copied by beginBlock: its source range and where it landed. */
-  private blockSrc: Uint8Array | undefined;
-  private blockStart = 0;
-  private blockEnd = 0;
-  private blockOff = 0;
-  private cur: Buffer | undefined;
+  /** Released, unpinned chunks ready for reuse. */
+  private spare: Chunk[] = [];
+  private sealed: StoreBlock[] = [];
+  private sealedHead = 0;
+  private open: OpenBlock | undefined;
+  private cur: Chunk | undefined;
   private curNo = -1;
   private curOff = 0;
+  /** The packet given to beginBlock (valid until endBlock), and the pending run copy:
+   *  bytes src[runSrcStart, runSrcEnd) go to cur.buf[runDest...] at flushRun(). */
+  private blockSrc: Uint8Array | undefined;
+  private blockSrcEnd = 0;
+  private runActive = false;
+  private runSrcStart = 0;
+  private runSrcEnd = 0;
+  private runDest = 0;
+  /** Time and peer of the open block's last run. */
+  private runTime = NaN;
+  private runPeer = -1;
   /** Oldest live sequence number, and the next one to be assigned. */
-  private head = 0;
-  private tail = 0;
+  private head: number;
+  private tail: number;
   /** Entries ever stored. */
   total = 0;
   /** Entries evicted because the ring was full. */
@@ -97,16 +163,17 @@ export class LogStore {
   bytes = 0;
 
   /** `maxEntryBytes` is the largest entry ever appended (max line + marker); chunks are
-   *  at least that big. */
-  constructor(capacity: number, maxEntryBytes = 65536, chunkSize = DEFAULT_CHUNK_SIZE) {
+   *  at least that big. `firstSeq` numbers the first entry (a journal continues its own). */
+  constructor(capacity: number, maxEntryBytes = 65536, chunkSize = DEFAULT_CHUNK_SIZE, firstSeq = 0) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
     this.capacity = capacity;
-    this.chunkSize = Math.max(chunkSize, maxEntryBytes);
+    this.chunkSize = Math.max(chunkSize, maxEntryBytes + 1);
     this.chunkNo = new Float64Array(capacity);
     this.offs = new Uint32Array(capacity);
     this.lens = new Uint32Array(capacity);
     this.times = new Float64Array(capacity);
     this.peerIds = new Uint32Array(capacity);
+    this.head = this.tail = firstSeq;
   }
 
   get size(): number {
@@ -120,24 +187,24 @@ export class LogStore {
   }
   /** Bytes held by the arena (live chunks), including slack. */
   get arenaBytes(): number {
-    return this.chunks.length * this.chunkSize;
+    let n = 0;
+    for (const c of this.chunks) n += c.buf.length;
+    return n;
   }
 
-  /** Copy bytes [start, end) of src into the arena in one piece: until endBlock(),
-   *  appends of ranges inside it record where they are instead of copying. */
+  /** Lines appended until endBlock() that lie in src[start, end) and follow each other
+   *  there after exactly one '\n' are copied together at endBlock(). Such a line must not
+   *  contain '\n' itself (newline framing guarantees it; an octet-counted frame is never
+   *  preceded by '\n' in its packet). src must stay unchanged until endBlock(). */
   beginBlock(src: Uint8Array, start: number, end: number): void {
-    const len = end - start;
-    if (len <= 0 || len > this.chunkSize) return;
-    if (this.cur === undefined || this.curOff + len > this.cur.length) this.newChunk(len);
-    this.cur!.set(src.subarray(start, end), this.curOff);
+    this.flushRun();
     this.blockSrc = src;
-    this.blockStart = start;
-    this.blockEnd = end;
-    this.blockOff = this.curOff;
-    this.curOff += len;
+    this.blockSrcEnd = Math.min(end, src.length);
+    if (start < 0 || start > this.blockSrcEnd) throw new RangeError('beginBlock: bad range');
   }
 
   endBlock(): void {
+    this.flushRun();
     this.blockSrc = undefined;
   }
 
@@ -146,16 +213,38 @@ export class LogStore {
     const len = end - start + (tail ? tail.length : 0);
     if (this.tail - this.head === this.capacity) this.evictOldest();
     let off: number;
-    if (src === this.blockSrc && !tail && start >= this.blockStart && end <= this.blockEnd) {
-      off = this.blockOff + (start - this.blockStart);  // already in the arena
+    const open = this.open;
+    if (
+      this.runActive &&
+      src === this.blockSrc &&
+      tail === undefined &&
+      start === this.runSrcEnd + 1 &&
+      src[this.runSrcEnd] === NL &&
+      end <= this.blockSrcEnd &&
+      this.runDest + (end - this.runSrcStart) < this.cur!.buf.length &&
+      this.runDest + (end - this.runSrcStart) + 1 - open!.start <= BLOCK_BYTES
+    ) {
+      off = this.runDest + (start - this.runSrcStart);
+      this.runSrcEnd = end;
+      this.curOff = off + len + 1;
     } else {
-      if (this.cur === undefined || this.curOff + len > this.cur.length) this.newChunk(len);
-      const chunk = this.cur!;
-      off = this.curOff;
-      chunk.set(src.subarray(start, end), off);
-      if (tail) chunk.set(tail, off + end - start);
-      this.curOff = off + len;
+      off = this.place(src, start, end, tail, len);
     }
+    const block = this.open!;
+    if (timeMs !== this.runTime || peer !== this.runPeer || block.count === 0) {
+      block.runOff.push(off - block.start);
+      block.runLines.push(0);
+      block.runTime.push(timeMs);
+      block.runPeer.push(peer);
+      this.runTime = timeMs;
+      this.runPeer = peer;
+      if (timeMs < block.minTime) block.minTime = timeMs;
+      if (timeMs > block.maxTime) block.maxTime = timeMs;
+    }
+    block.runLines[block.runLines.length - 1]++;
+    block.count++;
+    block.end = this.curOff;
+    if (block.lineEnds) block.lineEnds.push(off + len - block.start);
     const seq = this.tail++;
     const slot = seq % this.capacity;
     this.chunkNo[slot] = this.curNo;
@@ -168,17 +257,60 @@ export class LogStore {
     return seq;
   }
 
+  /** Finds room for a line that does not continue the pending run; copies it, or starts
+   *  a new run with it. Returns its offset in the current chunk. */
+  private place(src: Uint8Array, start: number, end: number, tail: Uint8Array | undefined, len: number): number {
+    this.flushRun();
+    const hasNl = tail === undefined ? lineHasNl(src, start, end) : lineHasNl(src, start, end) || tail.includes(NL);
+    const open = this.open;
+    if (this.cur === undefined || this.curOff + len + 1 > this.cur.buf.length) {
+      this.newChunk(len + 1);
+    } else if (open === undefined || (open.count > 0 && (this.curOff + len + 1 - open.start > BLOCK_BYTES || (hasNl && open.lineEnds === undefined)))) {
+      this.startBlock();
+    }
+    const block = this.open!;
+    if (hasNl && block.lineEnds === undefined) block.lineEnds = [];
+    const off = this.curOff;
+    const buf = this.cur!.buf;
+    if (tail === undefined && src === this.blockSrc && end <= this.blockSrcEnd && !hasNl) {
+      this.runActive = true;
+      this.runSrcStart = start;
+      this.runSrcEnd = end;
+      this.runDest = off;
+    } else {
+      buf.set(src.subarray(start, end), off);
+      if (tail) buf.set(tail, off + end - start);
+      buf[off + len] = NL;
+    }
+    this.curOff = off + len + 1;
+    return off;
+  }
+
+  private flushRun(): void {
+    if (!this.runActive) return;
+    this.runActive = false;
+    const buf = this.cur!.buf;
+    buf.set(this.blockSrc!.subarray(this.runSrcStart, this.runSrcEnd), this.runDest);
+    buf[this.runDest + this.runSrcEnd - this.runSrcStart] = NL;
+  }
+
+  /** Seal the open block (if it holds anything) and open a new one at curOff. */
+  private startBlock(): void {
+    const open = this.open;
+    if (open !== undefined && open.count > 0) this.sealed.push(open.freeze());
+    this.open = new OpenBlock(this.cur!, this.curOff, this.tail);
+  }
+
   private newChunk(minLen: number): void {
-    // Entries must reference chunks in order (eviction releases every chunk before the
-    // oldest entry's), so a block cannot be used once a newer chunk exists.
-    this.blockSrc = undefined;
     const size = Math.max(this.chunkSize, minLen);
     const reuse = size === this.chunkSize ? this.spare.pop() : undefined;
-    this.cur = reuse ?? sharedBuffer(size);
+    if (reuse) reuse.released = false;
+    this.cur = reuse ?? new Chunk(sharedBuffer(size));
     this.curNo++;
     this.curOff = 0;
     if (this.chunks.length === 0) this.firstChunk = this.curNo;
     this.chunks.push(this.cur);
+    this.startBlock();
   }
 
   private evictOldest(): void {
@@ -192,15 +324,55 @@ export class LogStore {
   private releaseChunksBefore(no: number): void {
     let n = 0;
     while (this.firstChunk + n < no && n < this.chunks.length) n++;
-    if (n > 0) {
-      for (const chunk of this.chunks.splice(0, n)) this.recycle(chunk);
-      this.firstChunk += n;
+    if (n === 0) return;
+    for (const chunk of this.chunks.splice(0, n)) {
+      chunk.released = true;
+      if (chunk.pins === 0) this.recycle(chunk);
     }
+    this.firstChunk += n;
+    // Blocks live in chunk order: drop those whose chunk went.
+    const s = this.sealed;
+    let h = this.sealedHead;
+    while (h < s.length && s[h].chunk.released) h++;
+    if (h > 64 && h * 2 > s.length) {
+      this.sealed = s.slice(h);
+      h = 0;
+    }
+    this.sealedHead = h;
   }
 
-  private recycle(chunk: Buffer): void {
-    if (this.captured.delete(chunk)) return;  // a snapshot may still read it: GC frees it
-    if (chunk.length === this.chunkSize && this.spare.length < 2) this.spare.push(chunk);
+  private recycle(chunk: Chunk): void {
+    if (chunk.buf.length === this.chunkSize && this.spare.length < 2) this.spare.push(chunk);
+  }
+
+  /** Pin the blocks holding entries [fromSeq, nextSeq) (fromSeq clamped to the oldest
+   *  live entry) so their bytes stay valid until release(). */
+  pin(fromSeq = this.head): PinnedBlocks {
+    this.flushRun();
+    const from = Math.max(fromSeq, this.head);
+    const blocks: StoreBlock[] = [];
+    if (from < this.tail) {
+      const s = this.sealed;
+      for (let i = this.sealedHead; i < s.length; i++) if (s[i].firstSeq + s[i].count > from) blocks.push(s[i]);
+      if (this.open !== undefined && this.open.count > 0) blocks.push(this.open.freeze());
+    }
+    const chunks = new Set<Chunk>();
+    for (const b of blocks) chunks.add(b.chunk);
+    for (const c of chunks) c.pins++;
+    let released = false;
+    return {
+      blocks,
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const c of chunks) this.unpin(c);
+      },
+    };
+  }
+
+  private unpin(c: Chunk): void {
+    c.pins--;
+    if (c.pins === 0 && c.released) this.recycle(c);
   }
 
   private check(seq: number): number {
@@ -211,8 +383,9 @@ export class LogStore {
   /** A view of the entry's bytes (valid until the entry is evicted). */
   line(seq: number): Buffer {
     const slot = this.check(seq);
+    this.flushRun();
     const chunk = this.chunks[this.chunkNo[slot] - this.firstChunk];
-    return chunk.subarray(this.offs[slot], this.offs[slot] + this.lens[slot]);
+    return chunk.buf.subarray(this.offs[slot], this.offs[slot] + this.lens[slot]);
   }
   time(seq: number): number {
     return this.times[this.check(seq)];
@@ -223,53 +396,26 @@ export class LogStore {
 
   /** Remove every entry. Returns how many were removed. */
   clear(): number {
+    this.flushRun();
     const n = this.size;
     this.head = this.tail;
     this.bytes = 0;
+    for (const chunk of this.chunks) {
+      chunk.released = true;
+      if (chunk.pins === 0) this.recycle(chunk);
+    }
     this.chunks = [];
-    this.captured.clear();
+    this.sealed = [];
+    this.sealedHead = 0;
+    this.open = undefined;
     this.blockSrc = undefined;
     this.cur = undefined;
     this.firstChunk = this.curNo + 1;
     return n;
   }
-
-  /** Copy the metadata of the newest `max` entries (or all) into a snapshot that stays
-   *  valid however the store changes afterwards. */
-  snapshot(max = Infinity): Snapshot {
-    const count = Math.min(this.size, max);
-    const first = this.tail - count;
-    const chunk = sharedU32(count);
-    const off = sharedU32(count);
-    const len = sharedU32(count);
-    const time = sharedF64(count);
-    const peer = sharedU32(count);
-    let base = 0;
-    let chunks: Buffer[] = [];
-    if (count > 0) {
-      base = this.chunkNo[first % this.capacity];
-      chunks = this.chunks.slice(base - this.firstChunk);
-      for (const c of chunks) this.captured.add(c);
-    }
-    const cap = this.capacity;
-    // Copy in at most two contiguous runs of the ring.
-    let i = 0;
-    while (i < count) {
-      const slot = (first + i) % cap;
-      const run = Math.min(count - i, cap - slot);
-      off.set(this.offs.subarray(slot, slot + run), i);
-      len.set(this.lens.subarray(slot, slot + run), i);
-      time.set(this.times.subarray(slot, slot + run), i);
-      peer.set(this.peerIds.subarray(slot, slot + run), i);
-      for (let k = 0; k < run; k++) chunk[i + k] = this.chunkNo[slot + k] - base;
-      i += run;
-    }
-    return { count, firstSeq: first, chunks, chunk, off, len, time, peer, peers: this.peers.names.slice() };
-  }
 }
 
-/** Bytes of entry i of a snapshot (a view). */
-export function snapshotLine(s: Snapshot, i: number): Buffer {
-  const o = s.off[i];
-  return s.chunks[s.chunk[i]].subarray(o, o + s.len[i]);
+/** Whether src[start, end) contains '\n' (searching only that range). */
+function lineHasNl(src: Uint8Array, start: number, end: number): boolean {
+  return end > start && src.subarray(start, end).indexOf(NL) >= 0;
 }

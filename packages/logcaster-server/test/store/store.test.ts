@@ -1,6 +1,28 @@
 import { expect } from 'chai';
 
-import { LogStore, snapshotLine } from '../../src/store/log-store';
+import { LogStore, type PinnedBlocks, type StoreBlock } from '../../src/store/log-store';
+
+/** The lines of a block, read back the way a scan does: from its bytes alone. */
+function blockLines(b: StoreBlock): string[] {
+  const data = b.chunk.buf.subarray(b.start, b.end);
+  const out: string[] = [];
+  let pos = 0;
+  for (let i = 0; i < b.count; i++) {
+    const end = b.lineEnds ? b.lineEnds[i] : data.indexOf(10, pos);
+    expect(data[end], 'each line is followed by a newline').to.equal(10);
+    out.push(data.toString('utf8', pos, end));
+    pos = end + 1;
+  }
+  expect(pos, 'the block holds nothing else').to.equal(data.length);
+  return out;
+}
+
+/** Lines of pinned blocks from sequence `from` on. */
+function pinnedLines(p: PinnedBlocks, from: number): string[] {
+  const out: string[] = [];
+  for (const b of p.blocks) blockLines(b).forEach((l, i) => b.firstSeq + i >= from && out.push(l));
+  return out;
+}
 
 function add(s: LogStore, text: string, t = 1000, peer = 0): number {
   const b = Buffer.from(text);
@@ -39,36 +61,70 @@ describe('LogStore', () => {
     expect(s.line(999).toString()).to.equal(line + 999);
   });
 
-  it('snapshots stay valid while the store moves on', () => {
+  it('pinned blocks stay valid while the store moves on', () => {
     const s = new LogStore(5, 16, 64);
     for (let i = 0; i < 5; i++) add(s, `old ${i}`, i);
-    const snap = s.snapshot();
+    const p = s.pin();
     for (let i = 0; i < 20; i++) add(s, `new ${i}`, 100 + i);
-    expect(snap.count).to.equal(5);
-    expect(Array.from({ length: 5 }, (_, i) => snapshotLine(snap, i).toString())).to.deep.equal(['old 0', 'old 1', 'old 2', 'old 3', 'old 4']);
-    expect(Array.from(snap.time)).to.deep.equal([0, 1, 2, 3, 4]);
-    const recent = s.snapshot(2);
-    expect([snapshotLine(recent, 0).toString(), snapshotLine(recent, 1).toString()]).to.deep.equal(['new 18', 'new 19']);
+    expect(pinnedLines(p, 0)).to.deep.equal(['old 0', 'old 1', 'old 2', 'old 3', 'old 4']);
+    const times = p.blocks.flatMap((b) => Array.from(b.runs.time));
+    expect(times).to.deep.equal([0, 1, 2, 3, 4]);
+    p.release();
+    const recent = s.pin(s.nextSeq - 2);
+    expect(pinnedLines(recent, s.nextSeq - 2)).to.deep.equal(['new 18', 'new 19']);
+    recent.release();
   });
 
-  it('recycles evicted chunks, except those a snapshot captured', () => {
+  it('recycles evicted chunks, except those a reader pinned', () => {
     const s = new LogStore(8, 16, 64);
     const seen = new Set<ArrayBufferLike>();
     for (let i = 0; i < 400; i++) seen.add(s.line(add(s, `line ${i}`)).buffer);
     // 8 live entries of ~8 bytes span 2 chunks of 64; with 2 spares, a handful in all
     expect(seen.size, 'distinct chunks over 400 lines').to.be.at.most(5);
-    const snap = s.snapshot();
-    const before = Array.from({ length: snap.count }, (_, i) => snapshotLine(snap, i).toString());
-    const capturedBuffers = new Set(snap.chunks.map((c) => c.buffer));
-    // The current chunk keeps filling after the snapshot; a captured chunk must never
-    // come back as a fresh current chunk once left.
+    const p = s.pin();
+    const before = pinnedLines(p, s.firstSeq);
+    const pinnedBuffers = new Set(p.blocks.map((b) => b.chunk.buf.buffer));
+    // The current chunk keeps filling after the pin; a pinned chunk must never come
+    // back as a fresh current chunk once left.
     let prev = s.line(s.nextSeq - 1).buffer;
     for (let i = 0; i < 400; i++) {
       const b = s.line(add(s, `churn ${i}`)).buffer;
-      if (b !== prev) expect(capturedBuffers.has(b), 'a captured chunk was reused').to.equal(false);
+      if (b !== prev) expect(pinnedBuffers.has(b), 'a pinned chunk was reused').to.equal(false);
       prev = b;
     }
-    expect(Array.from({ length: snap.count }, (_, i) => snapshotLine(snap, i).toString())).to.deep.equal(before);
+    expect(pinnedLines(p, 0).slice(-before.length)).to.deep.equal(before);
+    p.release();
+    // released: they are reused again
+    const again = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 400; i++) again.add(s.line(add(s, `after ${i}`)).buffer);
+    expect(again.size).to.be.at.most(5);
+  });
+
+  it('keeps time and peer per run of lines, and a line holding a newline in an indexed block', () => {
+    const s = new LogStore(100);
+    const a = s.peers.intern('a');
+    const b = s.peers.intern('b');
+    const pkt = Buffer.from('one\ntwo\nthree\n');
+    s.beginBlock(pkt, 0, pkt.length);
+    s.append(pkt, 0, 3, 10, a);
+    s.append(pkt, 4, 7, 10, a);
+    s.append(pkt, 8, 13, 11, b);
+    s.endBlock();
+    const multi = Buffer.from('multi\nline frame');
+    s.append(multi, 0, multi.length, 12, b);
+    add(s, 'plain', 12, b);
+    const p = s.pin();
+    expect(p.blocks.length).to.equal(2);
+    const [first, second] = p.blocks;
+    expect(blockLines(first)).to.deep.equal(['one', 'two', 'three']);
+    expect(Array.from(first.runs.lines)).to.deep.equal([2, 1]);
+    expect(Array.from(first.runs.time)).to.deep.equal([10, 11]);
+    expect(Array.from(first.runs.peer)).to.deep.equal([a, b]);
+    expect(Array.from(first.runs.off)).to.deep.equal([0, 8]);
+    expect(first.lineEnds).to.equal(undefined);
+    expect(blockLines(second)).to.deep.equal(['multi\nline frame', 'plain']);
+    expect(second.lineEnds).to.not.equal(undefined);
+    p.release();
   });
 
   it('stores lines framed from a block copied in once, mixed with copied ones', () => {
@@ -99,6 +155,10 @@ describe('LogStore', () => {
     // 64-byte chunks: blocks and copies keep forcing new chunks mid-block
     const lines = Array.from({ length: s.size }, (_, i) => s.line(s.firstSeq + i).toString());
     expect(lines).to.deep.equal(expected);
+    // and the blocks hold the same lines, in sequence order
+    const p = s.pin();
+    expect(pinnedLines(p, s.firstSeq)).to.deep.equal(expected);
+    p.release();
     // and eviction still releases chunks in order
     const small = new LogStore(3, 16, 64);
     const out: string[] = [];
@@ -113,13 +173,12 @@ describe('LogStore', () => {
     expect(Array.from({ length: 3 }, (_, i) => small.line(small.firstSeq + i).toString())).to.deep.equal(out.slice(-3));
   });
 
-  it('wraps around the ring correctly in snapshots', () => {
+  it('wraps around the ring: pinning from the oldest live entry', () => {
     const s = new LogStore(7, 16, 32);
     for (let i = 0; i < 23; i++) add(s, `e${i}`, i);
-    const snap = s.snapshot();
-    expect(Array.from({ length: snap.count }, (_, i) => snapshotLine(snap, i).toString())).to.deep.equal(
-      Array.from({ length: 7 }, (_, i) => `e${16 + i}`),
-    );
+    const p = s.pin();
+    expect(pinnedLines(p, s.firstSeq)).to.deep.equal(Array.from({ length: 7 }, (_, i) => `e${16 + i}`));
+    p.release();
   });
 
   it('clear() empties the store and keeps working', () => {
@@ -127,7 +186,7 @@ describe('LogStore', () => {
     for (let i = 0; i < 6; i++) add(s, `x${i}`);
     expect(s.clear()).to.equal(4);
     expect(s.size).to.equal(0);
-    expect(s.snapshot().count).to.equal(0);
+    expect(s.pin().blocks.length).to.equal(0);
     const seq = add(s, 'after');
     expect(s.line(seq).toString()).to.equal('after');
     expect(s.size).to.equal(1);
