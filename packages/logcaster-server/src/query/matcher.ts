@@ -6,7 +6,7 @@
 // workers.
 import { isAscii } from 'node:buffer';
 
-import { NL, lineEndFrom, lineStartAt, offsetOfLine, runAt, type BlockView } from '../store/block';
+import { lineEndFrom, lineStartAt, offsetOfLine, runAt, type BlockView } from '../store/block';
 import { parseSyslog, type SyslogHeader } from './syslog';
 
 export interface QuerySpec {
@@ -265,14 +265,18 @@ export class BlockMatcher {
   }
 
   private matchSyslog(h: SyslogHeader | undefined): boolean {
-    if (!h) return false;
-    const s = this.spec;
-    if (s.severity !== undefined && h.severity > s.severity) return false;
-    if (s.facility !== undefined && h.facility !== s.facility) return false;
-    if (s.host !== undefined && h.host !== s.host) return false;
-    if (s.app !== undefined && h.app !== s.app) return false;
-    return true;
+    return syslogMatches(this.spec, h);
   }
+}
+
+/** The syslog filters of `spec` on a parsed header (no header: no match). */
+function syslogMatches(s: QuerySpec, h: SyslogHeader | undefined): boolean {
+  if (!h) return false;
+  if (s.severity !== undefined && h.severity > s.severity) return false;
+  if (s.facility !== undefined && h.facility !== s.facility) return false;
+  if (s.host !== undefined && h.host !== s.host) return false;
+  if (s.app !== undefined && h.app !== s.app) return false;
+  return true;
 }
 
 /** Line-at-a-time reference predicate: the definition the block scanner must agree with
@@ -286,17 +290,9 @@ export function lineMatches(spec: QuerySpec, line: Buffer, timeMs: number): bool
   }
   if (needsSyslog(spec) || spec.regex) {
     const text = line.toString('utf8');
-    if (needsSyslog(spec)) {
-      const h = parseSyslog(text);
-      if (!h) return false;
-      if (spec.severity !== undefined && h.severity > spec.severity) return false;
-      if (spec.facility !== undefined && h.facility !== spec.facility) return false;
-      if (spec.host !== undefined && h.host !== spec.host) return false;
-      if (spec.app !== undefined && h.app !== spec.app) return false;
-    }
+    if (needsSyslog(spec) && !syslogMatches(spec, parseSyslog(text))) return false;
     if (spec.regex && !new RegExp(spec.regex.source, spec.regex.flags.replace(/[gy]/g, '')).test(text)) return false;
   }
   return true;
 }
 
-export { NL };

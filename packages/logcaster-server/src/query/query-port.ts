@@ -47,11 +47,15 @@ class QueryConn {
   queue: string[] = [];
   busy = false;
   closed = false;
+  /** The peer half-closed: end once every command it sent is answered. */
+  ended = false;
   stream: ResultStreamer | undefined;
   constructor(readonly conn: Connection) {}
 }
 
 export class QueryPort implements Handler {
+  /** Answers are asynchronous: after a client's FIN the port still writes them, then ends. */
+  readonly allowHalfOpen = true;
   readonly conns = new Set<QueryConn>();
   commands = 0;
 
@@ -110,6 +114,7 @@ export class QueryPort implements Handler {
     if (!q) return;
     if (q.carry.trim() !== '') q.queue.push(q.carry);
     q.carry = '';
+    q.ended = true;
     this.next(q);
   }
 
@@ -137,6 +142,10 @@ export class QueryPort implements Handler {
       if (q.conn.paused && q.queue.length <= MAX_QUEUED / 2) q.conn.resume();
       q.busy = true;
       this.execute(q, line.replace(/\r$/, ''));
+    }
+    if (q.ended && !q.busy && !q.closed && q.queue.length === 0) {
+      q.closed = true;
+      q.conn.end();
     }
   }
 

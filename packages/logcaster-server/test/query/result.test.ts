@@ -142,6 +142,24 @@ describe('query results through the query port', function () {
     }
   });
 
+  it("answers every command sent before the client's FIN, then closes", async () => {
+    const { lc, info } = await startServer();
+    try {
+      await sendAndClose(info.ingestPort, 'first hello\nsecond hello\nother\n');
+      await waitFor(() => lc.stats().current === 3);
+      // what `printf 'RECENT 2\nSEARCH hello\nCOUNT\n' | nc -N` does
+      const out = (await sendAndClose(info.queryPort, 'RECENT 2\nSEARCH hello\nREGEX ^oth\nCOUNT\n')).toString().split('\n');
+      expect(out[0]).to.equal('FOUND: 2 matches');
+      expect(out.slice(1, 3).map(stripStamp)).to.deep.equal(['second hello', 'other']);
+      expect(out[3]).to.equal('FOUND: 2 matches');
+      expect(out.slice(4, 6).map(stripStamp)).to.deep.equal(['first hello', 'second hello']);
+      expect(out[6]).to.equal('FOUND: 1 matches');
+      expect(out.slice(8)).to.deep.equal(['COUNT: 3', '']);
+    } finally {
+      await lc.stop();
+    }
+  });
+
   it("10 clients running `(a+)+$` do not make another client's REGEX wait for them", async function () {
     // Budget far above the test's bounds: without fair sharing the good query would wait
     // for the bad ones to exhaust it.
