@@ -149,6 +149,37 @@ export function runConformance(label: string, load: () => BackendModule, loadExp
       await waitFor(() => closes === 1, 5000, 'onClose');
     });
 
+    it('closes a connection whose onOpen throws, reports the error and keeps serving others', async () => {
+      const errors: unknown[] = [];
+      const r = make({ onError: (err) => errors.push(err) });
+      try {
+        let opened = 0;
+        const closeErrors: (Error | undefined)[] = [];
+        const l = r.listen({ port: 0 }, {
+          onOpen(conn) {
+            if (opened++ === 0) conn.setIdleTimeout(-1); // throws a RangeError
+          },
+          onData(conn, data) {
+            conn.write(data);
+          },
+          onClose: (_c, err) => void closeErrors.push(err),
+        });
+        const bad = await peer(l.port);
+        let badClosed = false;
+        void bad.closed.then(() => (badClosed = true));
+        await waitFor(() => badClosed, 5000, 'the connection whose onOpen threw to be closed');
+        expect(errors).to.have.length(1);
+        expect(errors[0]).to.be.instanceOf(RangeError);
+        expect(closeErrors).to.deep.equal([errors[0]]);
+        const good = await peer(l.port);
+        good.socket.write('still serving');
+        await waitFor(() => good.text() === 'still serving', 5000, 'echo on the next connection');
+        good.socket.destroy();
+      } finally {
+        await r.close();
+      }
+    });
+
     it('closes from our side: the peer sees EOF and onClose fires once', async () => {
       let closes = 0;
       const l = reactor.listen({ port: 0 }, {

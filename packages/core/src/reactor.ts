@@ -244,7 +244,13 @@ class ReactorImpl implements Reactor {
               if (!conn!.closed) conn!.handler.onData?.(conn!, this.arena.subarray(ev[base + 2], ev[base + 2] + ev[base + 3]));
               break;
             case EV_OPEN:
-              this.onOpen(id, ev[base + 2], ev[base + 3]);
+              // Bound before the handler runs, so an exception in onOpen closes this
+              // connection (the catch below) instead of leaving it open and unowned.
+              conn = this.openConnection(id, ev[base + 2], ev[base + 3]);
+              if (conn) {
+                conn.handler.onOpen?.(conn);
+                if (conn.openError && !conn.closed) conn.destroy(conn.openError);
+              }
               break;
             case EV_DRAIN:
               if (!conn!.closed) conn!.handler.onDrain?.(conn!);
@@ -284,16 +290,18 @@ class ReactorImpl implements Reactor {
     }
   };
 
-  private onOpen(id: number, listenerId: number, watchErrno: number): void {
+  /** The connection an OPEN event is for: an outbound one now connected, or a new
+   *  accepted one (undefined when it is gone or its listener was closed). */
+  private openConnection(id: number, listenerId: number, watchErrno: number): ConnectionImpl | undefined {
     let conn: ConnectionImpl | undefined;
     if (listenerId < 0) {
       conn = this.conns[id & SLOT_MASK];
-      if (!conn || conn.id !== id || conn.closed) return;
+      if (!conn || conn.id !== id || conn.closed) return undefined;
     } else {
       const listener = this.listeners.get(listenerId);
       if (!listener) {
         this.engine.destroy(id);
-        return;
+        return undefined;
       }
       conn = new ConnectionImpl(this, id, listener.handler, false);
       this.conns[id & SLOT_MASK] = conn;
@@ -308,8 +316,7 @@ class ReactorImpl implements Reactor {
         );
       }
     }
-    conn.handler.onOpen?.(conn);
-    if (conn.openError && !conn.closed) conn.destroy(conn.openError);
+    return conn;
   }
 
   private onClose(conn: ConnectionImpl, errno: number, phase: number): void {
