@@ -44,6 +44,8 @@ export interface LogCasterOptions {
   maxLine?: number;
   /** Concurrent ingest clients. Default 1000. */
   maxClients?: number;
+  /** Concurrent query clients. Default 64. */
+  maxQueryClients?: number;
   /** Close ingest connections idle this many seconds (0 = never). Default 0. */
   idleTimeout?: number;
   /** Journal directory; undefined/null/'none' = memory only (the embedding default). */
@@ -98,6 +100,12 @@ export interface LogCasterStats {
   /** Connections closed at accept by the allow lists. */
   ingestDenied: number;
   queryDenied: number;
+  /** Query connections refused over maxQueryClients. */
+  queryRejected: number;
+  /** Query commands executed. */
+  queryCommands: number;
+  /** Exceptions isolated: in a handler (that connection was closed) or a 'line' listener. */
+  errors: number;
   regexTimeouts: number;
   persisted: number;
   persistedBytes: number;
@@ -156,6 +164,7 @@ function resolveOptions(o: LogCasterOptions): Required<Omit<LogCasterOptions, 'a
     capacity: o.capacity ?? optionDefault('capacity')!,
     maxLine: o.maxLine ?? optionDefault('maxLine')!,
     maxClients: o.maxClients ?? optionDefault('maxClients')!,
+    maxQueryClients: o.maxQueryClients ?? optionDefault('maxQueryClients')!,
     idleTimeout: o.idleTimeout ?? optionDefault('idleTimeout')!,
     dataDir,
     rotateSize: o.rotateSize ?? optionDefault('rotateSize')!,
@@ -186,6 +195,9 @@ export class LogCaster extends EventEmitter {
   private startedAt = 0;
   private reloaded = 0;
   private tornSkipped = 0;
+  private errors = 0;
+  private lastWarningAt = 0;
+  private warningsHeld = 0;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
 
@@ -228,7 +240,14 @@ export class LogCaster extends EventEmitter {
       }
       this.engine = new QueryEngine(this.store, { regexTimeoutMs: o.regexTimeoutMs });
       this.ingest = new IngestPort(
-        { maxLine: o.maxLine, maxClients: o.maxClients, idleTimeoutMs: o.idleTimeout * 1000, ack: o.ack, ackAfterDurable: o.fsync === 'always' },
+        {
+          maxLine: o.maxLine,
+          maxClients: o.maxClients,
+          idleTimeoutMs: o.idleTimeout * 1000,
+          ack: o.ack,
+          ackAfterDurable: o.fsync === 'always',
+          reportListenerError: (err) => this.reportError(err),
+        },
         this.store,
         this.journal,
       );
@@ -238,12 +257,16 @@ export class LogCaster extends EventEmitter {
         engine: this.engine,
         utc: o.utc,
         adminToken: o.adminToken,
+        maxClients: o.maxQueryClients,
         statsLine: () => this.statsLine(),
         clear: () => this.store.clear(),
+        reportError: (err) => this.reportError(err),
       });
       this.reactor = createReactor({
         backend: o.backend,
-        onError: (err) => this.reportError(err),
+        // With a connection: a handler threw (the reactor closed that connection).
+        // Without: the listener could not accept (EMFILE), reported, not counted.
+        onError: (err, conn) => this.reportError(err, conn !== undefined),
       });
       const ingestL = this.reactor.listen({ host: o.host, port: o.port }, this.guard('ingest', this.ingest));
       this.listeners_.push(ingestL);
@@ -273,10 +296,26 @@ export class LogCaster extends EventEmitter {
     });
   }
 
-  private reportError(err: unknown): void {
+  /** An exception isolated by the reactor (handler: it closed that connection) or by
+   *  the ingest port ('line' listener): counted, then the 'error' event, or a warning. */
+  private reportError(err: unknown, counted = true): void {
+    if (counted) this.errors++;
     const e = err instanceof Error ? err : new Error(String(err));
-    if (this.listenerCount('error') > 0) this.emit('error', e);
-    else process.emitWarning(`LogCaster: ${e.stack ?? e.message}`, 'LogCasterWarning');
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', e);
+      return;
+    }
+    // A warning at most once a second: a 'line' listener failing on every line must
+    // not turn stderr into the bottleneck.
+    const now = Date.now();
+    if (now - this.lastWarningAt < 1000) {
+      this.warningsHeld++;
+      return;
+    }
+    const held = this.warningsHeld ? ` (and ${this.warningsHeld} more errors in the last second)` : '';
+    this.lastWarningAt = now;
+    this.warningsHeld = 0;
+    process.emitWarning(`LogCaster: ${e.stack ?? e.message}${held}`, 'LogCasterWarning');
   }
 
   get backend(): string | undefined {
@@ -303,6 +342,9 @@ export class LogCaster extends EventEmitter {
       authRequired: this.access.gate.counters.refused,
       ingestDenied: this.denied.ingest,
       queryDenied: this.denied.query,
+      queryRejected: this.query?.refused ?? 0,
+      queryCommands: this.query?.commands ?? 0,
+      errors: this.errors,
       regexTimeouts: this.engine?.regexTimeouts ?? 0,
       persisted: js?.persistedLines ?? 0,
       persistedBytes: js?.persistedBytes ?? 0,
@@ -319,7 +361,9 @@ export class LogCaster extends EventEmitter {
       `STATS: Total=${s.total}, Dropped=${s.dropped}, Current=${s.current}, Clients=${s.clients}, ` +
       `Backend=${s.backend}, Connections=${s.connections}, Rejected=${s.rejected}, LinesReceived=${s.linesReceived}, ` +
       `BytesReceived=${s.bytesReceived}, Truncated=${s.truncated}, Persisted=${s.persisted}, PersistedBytes=${s.persistedBytes}, ` +
-      `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, QueryClients=${s.queryClients}, AuthFailures=${s.authFailures}, AuthRequired=${s.authRequired}, IngestDenied=${s.ingestDenied}, QueryDenied=${s.queryDenied}, Uptime=${s.uptimeSeconds}s`
+      `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, QueryClients=${s.queryClients}, QueryRejected=${s.queryRejected}, ` +
+      `AuthFailures=${s.authFailures}, AuthRequired=${s.authRequired}, IngestDenied=${s.ingestDenied}, QueryDenied=${s.queryDenied}, ` +
+      `Errors=${s.errors}, Uptime=${s.uptimeSeconds}s`
     );
   }
 

@@ -3,6 +3,7 @@ export * from './net';
 export * from './examples';
 export * from './fs';
 export * from './http';
+export * from './clients';
 export { describePrebuiltInstall, testPrebuiltInstall, type PrebuiltInstallResult } from './packaging';
 export * from './netns';
 export { TCP_CLIENT_SCRIPT } from './tcp-client';

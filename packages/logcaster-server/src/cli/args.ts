@@ -95,6 +95,7 @@ export const OPTIONS: readonly OptionRow[] = [
   { flag: '--capacity', key: 'capacity', kind: 'count', min: 1, max: 100_000_000, default: 100_000, help: 'log entries kept in memory (32 bytes of index each, allocated at start); the oldest are dropped and counted' },
   { flag: '--max-line', key: 'maxLine', kind: 'size', min: 16, max: 256 * MiB, default: 64 * KiB, help: 'longest line kept; longer lines keep their start and end with "…[truncated N bytes]"' },
   { flag: '--max-clients', key: 'maxClients', kind: 'count', min: 1, max: 1_000_000, default: 1000, help: 'concurrent ingest clients; more get "ERROR: Server at capacity. Try again later." and are closed' },
+  { flag: '--max-query-clients', key: 'maxQueryClients', kind: 'count', min: 1, max: 100_000, default: 64, help: 'concurrent query clients; more get "ERROR: Too many query clients (limit N). Try again later." and are closed' },
   { flag: '--idle-timeout', key: 'idleTimeout', kind: 'seconds', min: 0, max: Math.floor(MAX_TIMER_MS / 1000), default: 0, help: 'close ingest connections idle this long; 0 = never' },
   { flag: '--data-dir', key: 'dataDir', kind: 'dir', default: DEFAULT_DATA_DIR, help: 'journal directory, reloaded on restart; "none" keeps everything in memory only' },
   { flag: '--no-persist', key: 'dataDir', kind: 'flag', sets: null, help: 'same as --data-dir none' },

@@ -10,8 +10,9 @@ import { lineEndFrom, lineStartAt, offsetOfLine, runAt, type BlockView } from '.
 import { parseSyslog, type SyslogHeader } from './syslog';
 
 export interface QuerySpec {
-  /** Substrings (case-sensitive, matched on the raw bytes). */
-  keywords: string[];
+  /** Substrings as raw bytes (case-sensitive): lines are stored and matched as bytes,
+   *  so a keyword need not be valid UTF-8. */
+  keywords: Uint8Array[];
   operator: 'AND' | 'OR';
   regex?: { source: string; flags: string };
   /** Receive time window in ms since the epoch: from inclusive, to exclusive. */
@@ -22,6 +23,12 @@ export interface QuerySpec {
   facility?: number;
   host?: string;
   app?: string;
+}
+
+/** A keyword as a Buffer over its own bytes (after crossing to a worker it is a plain
+ *  Uint8Array). */
+function keywordBytes(k: Uint8Array): Buffer {
+  return Buffer.from(k.buffer, k.byteOffset, k.byteLength);
 }
 
 export function emptySpec(): QuerySpec {
@@ -85,7 +92,7 @@ export class BlockMatcher {
   private runHint = 0;
 
   constructor(private readonly spec: QuerySpec) {
-    const keys = spec.keywords.map((k) => Buffer.from(k, 'utf8'));
+    const keys = spec.keywords.map(keywordBytes);
     // AND: the longest keyword drives the search (the likeliest to be rare and the one
     // Boyer-Moore skips best); the others are checked on the lines it finds.
     if (spec.operator !== 'OR') keys.sort((a, b) => b.length - a.length);
@@ -285,7 +292,7 @@ export function lineMatches(spec: QuerySpec, line: Buffer, timeMs: number): bool
   if (spec.timeFromMs !== undefined && timeMs < spec.timeFromMs) return false;
   if (spec.timeToMs !== undefined && timeMs >= spec.timeToMs) return false;
   if (spec.keywords.length > 0) {
-    const hits = spec.keywords.map((k) => line.indexOf(Buffer.from(k, 'utf8')) >= 0);
+    const hits = spec.keywords.map((k) => line.indexOf(keywordBytes(k)) >= 0);
     if (spec.operator === 'OR' ? !hits.some(Boolean) : !hits.every(Boolean)) return false;
   }
   if (needsSyslog(spec) || spec.regex) {

@@ -1,13 +1,21 @@
 // The query port: one command per line, several per connection, answered in order.
-// Results are counted first (FOUND n) and then streamed with backpressure by a
-// ResultStreamer (stream.ts): write() returning false stops the stream until onDrain.
+//
+// Per connection, received bytes go into CommandLines; drive() takes the complete
+// lines one at a time and executes them in a loop — never by recursion, so any number
+// may arrive pipelined in one packet. It stops while a command is in progress (a scan,
+// a regex, a streamed answer) or while the answer queue is over its high-water mark
+// (write() returned false — HELP and COUNT obey it like FOUND streams do); reading from
+// the client is paused meanwhile, so unprocessed commands wait in the kernel, not here.
+//
+// The handler is half-open: a client's FIN means "done sending". Every command
+// received before it is answered, in order, and then we end the connection.
 import type { Connection, Handler } from '@logcaster/core';
 
-import { emptySpec, type QuerySpec } from './matcher';
-import { parseQuery, parseRegex, timeRange } from './parse';
-import { QueryCancelledError, RegexTimeoutError, type QueryEngine, type QueryRequest, type QueryResult } from './engine';
-import { ResultStreamer } from './stream';
+import { dropRefused, LINGER_MS, refuse } from '../refusal';
 import type { LogStore } from '../store/log-store';
+import { QueryCancelledError, RegexTimeoutError, type QueryEngine, type QueryRequest, type QueryResult } from './engine';
+import { CommandLines, MAX_COMMAND, parseCommand, TOO_LONG, type Command } from './parse';
+import { ResultStreamer } from './stream';
 
 export const HELP_TEXT = [
   'LogCaster query commands (one per line):',
@@ -27,37 +35,45 @@ export const HELP_TEXT = [
   'END',
 ].join('\n') + '\n';
 
-const MAX_COMMAND = 64 * 1024;
-const MAX_QUEUED = 64;
-const NL = 10;
+export function tooManyClientsLine(limit: number): string {
+  return `ERROR: Too many query clients (limit ${limit}). Try again later.\n`;
+}
 
 export interface QueryContext {
   store: LogStore;
   engine: QueryEngine;
   utc: boolean;
   adminToken: string | undefined;
+  /** Concurrent query connections; more are refused with tooManyClientsLine. */
+  maxClients: number;
   statsLine(): string;
   /** CLEAR was allowed: drop everything; returns how many entries were removed. */
   clear(): number;
+  /** An exception escaped the handling of one connection (which is then destroyed). */
+  reportError(err: unknown): void;
 }
 
 class QueryConn {
-  carry = '';
-  overflow = false;
-  queue: string[] = [];
+  readonly input = new CommandLines();
+  /** A command is in progress: a scan or regex, or its answer is being streamed. */
   busy = false;
+  /** The answer queue is over its high-water mark: wait for onDrain. */
+  blocked = false;
+  /** The peer sent FIN. */
+  peerEnded = false;
+  /** QUIT, or everything before the FIN answered: we ended the connection. */
+  done = false;
   closed = false;
-  /** The peer half-closed: end once every command it sent is answered. */
-  ended = false;
   stream: ResultStreamer | undefined;
   constructor(readonly conn: Connection) {}
 }
 
 export class QueryPort implements Handler {
-  /** Answers are asynchronous: after a client's FIN the port still writes them, then ends. */
+  /** Every command before the client's FIN is answered; drive() ends the connection. */
   readonly allowHalfOpen = true;
   readonly conns = new Set<QueryConn>();
   commands = 0;
+  refused = 0;
 
   constructor(private readonly ctx: QueryContext) {}
 
@@ -68,6 +84,11 @@ export class QueryPort implements Handler {
       } catch {
         /* closing anyway */
       }
+      return; // the reactor closes it
+    }
+    if (this.conns.size >= this.ctx.maxClients) {
+      this.refused++;
+      refuse(conn, tooManyClientsLine(this.ctx.maxClients));
       return;
     }
     const q = new QueryConn(conn);
@@ -76,220 +97,164 @@ export class QueryPort implements Handler {
   }
 
   onData(conn: Connection, data: Buffer): void {
-    const q = conn.context as QueryConn | undefined;
-    if (!q) return;
-    let pos = 0;
-    while (pos < data.length) {
-      const nl = data.indexOf(NL, pos);
-      const end = nl < 0 ? data.length : nl;
-      if (!q.overflow) {
-        if (q.carry.length + (end - pos) > MAX_COMMAND) {
-          q.overflow = true;
-          q.carry = '';
-        } else {
-          q.carry += data.toString('utf8', pos, end);
-        }
-      }
-      if (nl < 0) break;
-      if (q.overflow) {
-        q.queue.push('\u0000too-long');
-        q.overflow = false;
-      } else {
-        q.queue.push(q.carry);
-      }
-      q.carry = '';
-      pos = nl + 1;
-    }
-    if (q.queue.length > MAX_QUEUED) conn.pause();
-    this.next(q);
+    if (dropRefused(conn, false)) return;
+    const q = conn.context as QueryConn;
+    if (q.done) return;
+    q.input.push(data);
+    this.drive(q);
   }
 
   onDrain(conn: Connection): void {
-    const q = conn.context as QueryConn | undefined;
-    if (q?.stream) q.stream.pump();
+    const q = conn.context;
+    if (!(q instanceof QueryConn) || q.closed) return;
+    q.blocked = false;
+    q.stream?.pump(); // a stream's own writes wait for this too
+    this.drive(q);
   }
 
   onEnd(conn: Connection): void {
-    const q = conn.context as QueryConn | undefined;
-    if (!q) return;
-    if (q.carry.trim() !== '') q.queue.push(q.carry);
-    q.carry = '';
-    q.ended = true;
-    this.next(q);
+    const q = conn.context;
+    if (!(q instanceof QueryConn)) return;
+    q.peerEnded = true;
+    q.input.finish();
+    this.drive(q);
+  }
+
+  onTimeout(conn: Connection): void {
+    if (!dropRefused(conn, true)) conn.destroy(); // only refused and quitting connections have a timeout
   }
 
   onClose(conn: Connection): void {
-    const q = conn.context as QueryConn | undefined;
-    if (!q) return;
+    const q = conn.context;
+    if (!(q instanceof QueryConn)) return;
     q.closed = true;
     q.stream?.stop();
     q.stream = undefined;
     this.conns.delete(q);
   }
 
-  private reply(q: QueryConn, text: string): void {
-    if (q.closed || q.conn.closed) return;
-    try {
-      q.conn.write(text);
-    } catch {
-      /* peer went away */
+  /** Execute complete commands in order until one is in progress or the answer
+   *  queue is full; pause reading meanwhile; end the connection once everything
+   *  received before the peer's FIN (or a QUIT) is answered. */
+  private drive(q: QueryConn): void {
+    while (!q.closed && !q.done && !q.busy && !q.blocked) {
+      const line = q.input.next();
+      if (line === undefined) break;
+      if (line === TOO_LONG) this.reply(q, `ERROR: command longer than ${MAX_COMMAND} bytes\n`);
+      else this.execute(q, parseCommand(line));
     }
-  }
-
-  private next(q: QueryConn): void {
-    while (!q.busy && !q.closed && q.queue.length > 0) {
-      const line = q.queue.shift()!;
-      if (q.conn.paused && q.queue.length <= MAX_QUEUED / 2) q.conn.resume();
-      q.busy = true;
-      this.execute(q, line.replace(/\r$/, ''));
-    }
-    if (q.ended && !q.busy && !q.closed && q.queue.length === 0) {
-      q.closed = true;
-      q.conn.end();
+    if (q.closed || q.done) return;
+    if (q.busy || q.blocked) {
+      q.conn.pause();
+    } else if (q.peerEnded) {
+      this.finish(q); // every command before the FIN is answered
+    } else {
+      q.conn.resume();
     }
   }
 
   private finish(q: QueryConn): void {
-    q.busy = false;
-    this.next(q);
+    q.done = true;
+    q.conn.end();
   }
 
-  private execute(q: QueryConn, line: string): void {
-    if (line === '\u0000too-long') {
-      this.reply(q, `ERROR: command longer than ${MAX_COMMAND} bytes\n`);
-      return this.finish(q);
-    }
-    const trimmed = line.trim();
-    if (trimmed === '') return this.finish(q);
+  private reply(q: QueryConn, text: string): void {
+    if (q.closed || q.done || q.conn.closed) return;
+    if (!q.conn.write(text)) q.blocked = true;
+  }
+
+  private execute(q: QueryConn, cmd: Command): void {
+    if (cmd.kind === 'none') return;
     this.commands++;
-    const sp = trimmed.search(/\s/);
-    const cmd = (sp < 0 ? trimmed : trimmed.slice(0, sp)).toUpperCase();
-    const args = sp < 0 ? '' : trimmed.slice(sp + 1).trim();
     const store = this.ctx.store;
-    switch (cmd) {
-      case 'HELP':
-        this.reply(q, HELP_TEXT);
-        return this.finish(q);
-      case 'COUNT':
-        this.reply(q, `COUNT: ${store.size}\n`);
-        return this.finish(q);
-      case 'STATS':
-        this.reply(q, `${this.ctx.statsLine()}\n`);
-        return this.finish(q);
-      case 'QUIT':
-      case 'EXIT':
-        q.conn.end();
-        q.closed = true;
+    switch (cmd.kind) {
+      case 'help':
+        return this.reply(q, HELP_TEXT);
+      case 'count':
+        return this.reply(q, `COUNT: ${store.size}\n`);
+      case 'stats':
+        return this.reply(q, `${this.ctx.statsLine()}\n`);
+      case 'quit':
+        this.finish(q);
+        // A peer that neither reads nor closes after QUIT does not keep its descriptor.
+        q.conn.setIdleTimeout(LINGER_MS);
         return;
-      case 'CLEAR': {
-        const token = this.ctx.adminToken;
-        const loopback = isLoopback(q.conn.remoteAddress);
-        if (args !== '' && token !== undefined && args !== token) {
-          this.reply(q, 'ERROR: invalid admin token\n');
-        } else if (!(loopback || (token !== undefined && args === token))) {
-          this.reply(q, token === undefined ? 'ERROR: CLEAR is only allowed from loopback (configure --admin-token to allow remote clients)\n' : 'ERROR: CLEAR requires the admin token: CLEAR <token>\n');
-        } else {
-          this.reply(q, `CLEARED: ${this.ctx.clear()}\n`);
-        }
-        return this.finish(q);
-      }
-      case 'RECENT': {
-        if (!/^\d+$/.test(args)) {
-          this.reply(q, 'ERROR: usage: RECENT <n> (n a non-negative integer)\n');
-          return this.finish(q);
-        }
-        return this.run(q, { recent: Number(args) });
-      }
-      case 'SEARCH': {
-        if (args === '') {
-          this.reply(q, 'ERROR: usage: SEARCH <keyword>\n');
-          return this.finish(q);
-        }
-        const spec = emptySpec();
-        spec.keywords.push(args);
-        return this.search(q, spec);
-      }
-      case 'FILTER': {
-        const parts = args.split(/\s+/);
-        if (parts.length !== 2 || parts[0] === '') {
-          this.reply(q, 'ERROR: usage: FILTER <from unix seconds> <to unix seconds>\n');
-          return this.finish(q);
-        }
-        const spec = emptySpec();
-        const err = timeRange(parts[0], parts[1], spec);
-        if (err) {
-          this.reply(q, `ERROR: ${err}\n`);
-          return this.finish(q);
-        }
-        return this.search(q, spec);
-      }
-      case 'REGEX': {
-        if (args === '') {
-          this.reply(q, 'ERROR: usage: REGEX <regular expression>\n');
-          return this.finish(q);
-        }
-        const r = parseRegex(args);
-        if (!r.ok) {
-          this.reply(q, `ERROR: ${r.error}\n`);
-          return this.finish(q);
-        }
-        const spec = emptySpec();
-        spec.regex = r.value;
-        return this.search(q, spec);
-      }
-      case 'QUERY': {
-        const r = parseQuery(args);
-        if (!r.ok) {
-          this.reply(q, `ERROR: ${r.error}\n`);
-          return this.finish(q);
-        }
-        return this.search(q, r.value);
-      }
-      default:
-        this.reply(q, `ERROR: Unknown command '${cmd.slice(0, 64)}'. Type HELP for the list of commands.\n`);
-        return this.finish(q);
+      case 'clear':
+        return this.reply(q, this.clear(q, cmd.token));
+      case 'recent':
+        return this.run(q, { recent: cmd.n });
+      case 'search':
+        return this.run(q, { spec: cmd.spec });
+      case 'error':
+        return this.reply(q, `ERROR: ${cmd.message}\n`);
     }
   }
 
-  private search(q: QueryConn, spec: QuerySpec): void {
-    this.run(q, { spec });
+  private clear(q: QueryConn, given: string): string {
+    const token = this.ctx.adminToken;
+    const loopback = isLoopback(q.conn.remoteAddress);
+    if (given !== '' && token !== undefined && given !== token) return 'ERROR: invalid admin token\n';
+    if (!(loopback || (token !== undefined && given === token))) {
+      return token === undefined
+        ? 'ERROR: CLEAR is only allowed from loopback (configure --admin-token to allow remote clients)\n'
+        : 'ERROR: CLEAR requires the admin token: CLEAR <token>\n';
+    }
+    return `CLEARED: ${this.ctx.clear()}\n`;
   }
 
+  /** A query: counted in the engine, then its entries streamed as the client reads. */
   private run(q: QueryConn, req: QueryRequest): void {
+    q.busy = true;
     this.ctx.engine.run(req, { owner: q, cancelled: () => q.closed }).then(
-      (res) => this.stream(q, res),
-      (err: Error) => {
-        if (err instanceof QueryCancelledError) return;
-        if (err instanceof RegexTimeoutError) this.reply(q, `ERROR: ${err.message}\n`);
-        else this.reply(q, `ERROR: query failed: ${err.message}\n`);
-        this.finish(q);
-      },
+      (res) => this.guarded(q, () => this.startStream(q, res)),
+      (err: Error) =>
+        this.guarded(q, () => {
+          q.busy = false;
+          if (err instanceof QueryCancelledError) return;
+          this.reply(q, err instanceof RegexTimeoutError ? `ERROR: ${err.message}\n` : `ERROR: query failed: ${err.message}\n`);
+        }),
     );
   }
 
-  private stream(q: QueryConn, res: QueryResult): void {
+  private startStream(q: QueryConn, res: QueryResult): void {
     if (q.closed) {
       res.close();
       return;
     }
     this.reply(q, `FOUND: ${res.count} matches\n`);
-    q.stream = new ResultStreamer(res, q.conn, this.ctx.utc, (err) => {
-      q.stream = undefined;
-      if (err) {
-        // The answer cannot be completed: say why and close, the count is already out.
-        this.reply(q, `ERROR: query failed: ${err.message}\n`);
-        if (!q.conn.closed) q.conn.end();
-        q.closed = true;
-        return;
-      }
-      this.finish(q);
-    });
+    // done() runs after the last entry was written and the queue drained, or with the
+    // error that cut the answer short (the count is already out: say why and close).
+    q.stream = new ResultStreamer(res, q.conn, this.ctx.utc, (err) =>
+      this.guarded(q, () => {
+        q.stream = undefined;
+        q.busy = false;
+        if (err) {
+          this.reply(q, `ERROR: query failed: ${err.message}\n`);
+          this.finish(q);
+        }
+      }),
+    );
     q.stream.pump();
+  }
+
+  /** Work resumed outside a reactor callback (a counted query, a finished stream):
+   *  then drive on. An exception is what the reactor does for its callbacks: that
+   *  connection is destroyed, the error reported. */
+  private guarded(q: QueryConn, fn: () => void): void {
+    if (q.closed) return;
+    try {
+      fn();
+      this.drive(q);
+    } catch (err) {
+      this.ctx.reportError(err);
+      q.conn.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   closeAll(): void {
     for (const q of this.conns) {
       q.closed = true;
+      q.stream?.stop();
       q.conn.destroy();
     }
   }

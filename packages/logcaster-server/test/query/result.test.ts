@@ -37,7 +37,7 @@ describe('query results: count first, then an ordered cursor', function () {
     for (let i = 0; i < 5000; i++) add(store, i % 3 === 0 ? `match ${i}` : `other ${i}`, 1000 + i);
     engine = new QueryEngine(store, { regexTimeoutMs: 5000 });
     const spec = emptySpec();
-    spec.keywords.push('match');
+    spec.keywords.push(Buffer.from('match'));
     const res = await engine.run({ spec }, { owner: {} });
     expect(res.count).to.equal(1667);
     const got = await drain(res, 100);

@@ -53,7 +53,7 @@ function randomSpec(r: () => number, t0: number): QuerySpec {
     for (let i = 0; i < n; i++) {
       const w = WORDS[Math.floor(r() * WORDS.length)];
       const a = Math.floor(r() * w.length);
-      spec.keywords.push(w.slice(a, a + 1 + Math.floor(r() * w.length)) || w);
+      spec.keywords.push(Buffer.from(w.slice(a, a + 1 + Math.floor(r() * w.length)) || w));
     }
   }
   if (kinds > 0.4) spec.regex = REGEXES[Math.floor(r() * REGEXES.length)];
