@@ -1,8 +1,13 @@
 // The ingest port: frames each connection's bytes into lines, stores them, hands
 // them to the journal, emits 'line' events when someone listens, and writes acks.
+//
+// The handler is half-open: a client's FIN means "done sending". Its last
+// unterminated line is stored, every ack owed is written (with --fsync always, once
+// the lines are on disk), and then we end the connection.
 import type { Connection, Handler } from '@logcaster/core';
 
 import type { Journal } from '../journal';
+import { dropRefused, refuse } from '../refusal';
 import type { LogStore } from '../store/log-store';
 import { LineFramer, truncationMarker } from './framing';
 
@@ -16,6 +21,8 @@ export interface IngestOptions {
   ack: boolean;
   /** Acks wait for Journal.onDurable (--fsync always with a journal). */
   ackAfterDurable: boolean;
+  /** A 'line' listener threw: reported here, and ingestion goes on. */
+  reportListenerError(err: unknown): void;
 }
 
 export interface IngestCounters {
@@ -44,7 +51,12 @@ class IngestConn {
   framer: LineFramer;
   peerId = 0;
   peerName = '';
-  rejected = false;
+  /** The peer sent FIN. */
+  peerEnded = false;
+  /** We ended the connection (after the peer's FIN, once every ack was written). */
+  ended = false;
+  /** Ack batches queued in `pending`, waiting for the journal to be durable. */
+  pendingBatches = 0;
   /** Acks counted during the current onData call. */
   batchAcks = 0;
   /** Journal seq of the last line of the current batch. */
@@ -60,6 +72,11 @@ class IngestConn {
   }
 }
 
+function ingestConn(conn: Connection): IngestConn | undefined {
+  const c = conn.context;
+  return c instanceof IngestConn ? c : undefined;
+}
+
 interface PendingAck {
   c: IngestConn;
   seq: number;
@@ -67,6 +84,8 @@ interface PendingAck {
 }
 
 export class IngestPort implements Handler {
+  /** Acks owed after the client's FIN are still written; endIfAnswered() ends it. */
+  readonly allowHalfOpen = true;
   readonly counters: IngestCounters = {
     clients: 0,
     connectionsTotal: 0,
@@ -103,26 +122,25 @@ export class IngestPort implements Handler {
       }
       return; // the reactor closes it
     }
-    const c = new IngestConn(conn, undefined as unknown as LineFramer);
-    conn.context = c;
     if (this.counters.clients >= this.opts.maxClients) {
-      c.rejected = true;
       this.counters.rejected++;
-      conn.end(CAPACITY_MESSAGE);
+      refuse(conn, CAPACITY_MESSAGE);
       return;
     }
+    const c = new IngestConn(conn, new LineFramer(this.opts.maxLine, (buf, start, end, truncated) => this.line(c, buf, start, end, truncated)));
     this.counters.clients++;
     this.counters.connectionsTotal++;
     this.conns.add(c);
+    conn.context = c;
     c.peerName = conn.remoteAddress ?? 'unknown';
     c.peerId = this.store.peers.intern(c.peerName);
-    c.framer = new LineFramer(this.opts.maxLine, (buf, start, end, truncated) => this.line(c, buf, start, end, truncated));
     if (this.opts.idleTimeoutMs > 0) conn.setIdleTimeout(this.opts.idleTimeoutMs);
   }
 
   onData(conn: Connection, data: Buffer): void {
-    const c = conn.context as IngestConn | undefined;
-    if (!c || c.rejected) return;
+    if (dropRefused(conn, false)) return;
+    const c = ingestConn(conn);
+    if (!c || c.peerEnded) return;
     this.counters.bytesReceived += data.length;
     this.now = Date.now();
     this.counters.lastDataAt = this.now;
@@ -138,31 +156,44 @@ export class IngestPort implements Handler {
   }
 
   onDrain(conn: Connection): void {
-    const c = conn.context as IngestConn | undefined;
+    const c = ingestConn(conn);
     if (c && !c.closed && conn.paused) conn.resume();
   }
 
   onEnd(conn: Connection): void {
-    const c = conn.context as IngestConn | undefined;
-    if (!c || c.rejected) return;
+    const c = ingestConn(conn);
+    if (!c) return;
+    c.peerEnded = true;
     this.now = Date.now();
     c.framer.finish();
     this.finishBatch(c);
+    this.endIfAnswered(c);
+  }
+
+  /** After the peer's FIN: end once no ack is owed any more. */
+  private endIfAnswered(c: IngestConn): void {
+    if (!c.peerEnded || c.ended || c.closed || c.pendingBatches > 0) return;
+    c.ended = true;
+    c.conn.end();
   }
 
   onTimeout(conn: Connection): void {
-    const c = conn.context as IngestConn | undefined;
+    if (dropRefused(conn, true)) return;
+    const c = ingestConn(conn);
     if (!c) return conn.destroy();
     c.timeouts++;
     this.counters.idleClosed += c.timeouts === 1 ? 1 : 0;
     // First: a polite close (queued acks still go out); if even that stalls, drop it.
-    if (c.timeouts === 1) conn.end();
+    if (c.timeouts === 1) {
+      c.ended = true;
+      conn.end();
+    }
     else conn.destroy();
   }
 
   onClose(conn: Connection): void {
-    const c = conn.context as IngestConn | undefined;
-    if (!c || c.rejected || c.closed) return;
+    const c = ingestConn(conn);
+    if (!c || c.closed) return;
     c.closed = true;
     this.now = Date.now();
     c.framer.finish(); // a last unterminated line still counts
@@ -183,7 +214,12 @@ export class IngestPort implements Handler {
       c.lastJournalSeq = this.journal.append(this.now, c.peerName, bytes);
     }
     if (this.onLine) {
-      this.onLine({ seq, timeMs: this.now, peer: c.peerName, line: Buffer.from(this.store.line(seq)) });
+      try {
+        this.onLine({ seq, timeMs: this.now, peer: c.peerName, line: Buffer.from(this.store.line(seq)) });
+      } catch (err) {
+        // The listener's fault, not the client's: the line is stored, ingestion goes on.
+        this.opts.reportListenerError(err);
+      }
     }
     c.batchAcks++;
   }
@@ -197,13 +233,14 @@ export class IngestPort implements Handler {
     c.batchAcks = 0;
     if (this.journal && this.opts.ackAfterDurable) {
       this.pending.push({ c, seq: c.lastJournalSeq, count: n });
+      c.pendingBatches++;
     } else {
       this.writeAcks(c, n);
     }
   }
 
   private writeAcks(c: IngestConn, n: number): void {
-    if (c.closed || c.conn.closed) return;
+    if (c.closed || c.ended || c.conn.closed) return;
     let ok = true;
     try {
       while (n > 0) {
@@ -224,6 +261,8 @@ export class IngestPort implements Handler {
     while (i < q.length && q[i].seq <= seq) {
       const p = q[i];
       this.writeAcks(p.c, p.count);
+      p.c.pendingBatches--;
+      this.endIfAnswered(p.c);
       i++;
     }
     if (i === q.length) {
