@@ -7,7 +7,7 @@
       # io_uring is used through raw syscalls: no liburing, nothing extra at run time.
       "includes": ["../core/native/core.gypi"],
       "sources": ["src/uring.cc", "src/iouring_probe.cc", "src/iouring_tuning.cc", "src/iouring_driver.cc",
-                  "src/iouring_receive.cc", "src/addon.cc"]
+                  "src/iouring_receive.cc", "src/iouring_datagram.cc", "src/addon.cc"]
     }
   ]
 }

@@ -51,6 +51,7 @@ IoUringDriver::IoUringDriver(const DriverOptions& options, const IoUringTuning& 
     : opts_(options), tuning_(tuning) {}
 
 IoUringDriver::~IoUringDriver() {
+  dgram_bufs_.Close();
   bufs_.Close();
   ring_.Close();  // cancels what is left (the wake poll)
   if (wakefd_ >= 0) close(wakefd_);
@@ -109,7 +110,7 @@ int IoUringDriver::Init(DriverHost* host, std::string* err) {
 // ---- submission helpers ----
 
 void IoUringDriver::SubmitNow() {
-  bufs_.Publish();
+  PublishBuffers();
   if (ring_.HasUnsubmitted()) {
     int r = ring_.Submit();
     if (r == -EBUSY) {
@@ -192,7 +193,7 @@ bool IoUringDriver::Harvest(int timeout_ms) {
   in_turn_ = true;
   const bool wait = timeout_ms != 0 && ring_.CqEmpty() && held_ready_.empty();
   if (wait || ring_.HasUnsubmitted() || ring_.NeedsEnter()) {
-    bufs_.Publish();
+    PublishBuffers();
     int r = ring_.Submit(wait ? 1 : 0, timeout_ms > 0 ? timeout_ms : -1);
     if (r == -EBUSY || ring_.NeedsEnter()) ring_.FlushOverflow();
   }
@@ -206,7 +207,7 @@ bool IoUringDriver::Harvest(int timeout_ms) {
     ring_.FlushOverflow();  // overflowed CQEs move into the ring now there is room
     Reap(kReapPerHarvest - reaped);
   }
-  bufs_.Publish();
+  PublishBuffers();
   return !ring_.CqEmpty() || !held_ready_.empty() || ring_.NeedsEnter();
 }
 
@@ -244,6 +245,14 @@ size_t IoUringDriver::Reap(size_t max) {
   for (size_t left = std::min<size_t>(ring_.CqReady(), max); left > 0 && (ignore_batch || !host_->BatchFull()); --left) {
     io_uring_cqe* p = ring_.Peek();
     if (!p) break;
+    if (KindOf(p->user_data) == kOpRecvMsg) {
+      // A datagram goes to the arena before its CQE is consumed: one the batch has
+      // no room for waits in the CQ for the next round.
+      if (!OnRecvMsgCqe(*p)) break;
+      ring_.Advance();
+      n++;
+      continue;
+    }
     io_uring_cqe cqe = *p;
     ring_.Advance();  // the provided buffer stays ours until Recycle
     Handle(cqe);
@@ -253,7 +262,7 @@ size_t IoUringDriver::Reap(size_t max) {
 }
 
 void IoUringDriver::Handle(const io_uring_cqe& cqe) {
-  const OpKind kind = static_cast<OpKind>(cqe.user_data >> 32);
+  const OpKind kind = KindOf(cqe.user_data);
   const int32_t id = static_cast<int32_t>(cqe.user_data & 0xffffffffu);
   switch (kind) {
     case kOpAccept:
@@ -270,6 +279,7 @@ void IoUringDriver::Handle(const io_uring_cqe& cqe) {
     case kOpRecv:
     case kOpSend:
     case kOpConnect:
+    case kOpPollOut:
       break;
     default:
       return;
@@ -282,6 +292,7 @@ void IoUringDriver::Handle(const io_uring_cqe& cqe) {
   }
   if (kind == kOpRecv) OnRecvCqe(c, cqe);
   else if (kind == kOpSend) OnSendCqe(c, cqe);
+  else if (kind == kOpPollOut) OnPollOutCqe(c, cqe);
   else OnConnectCqe(c, cqe);
 }
 
@@ -395,6 +406,11 @@ bool IoUringDriver::AcceptsOutstanding() const {
 // ---- connections ----
 
 int IoUringDriver::AddConn(Conn* c) {
+  if (c->dgram) {
+    std::string err;
+    int r = OpenDatagramBuffers(&err);
+    if (r < 0) return r;
+  }
   const uint32_t slot = SlotOf(c->id);
   if (slot >= conns_.size()) conns_.resize(slot + 1);
   if (!conns_[slot]) conns_[slot] = std::make_unique<ConnState>();
@@ -427,7 +443,7 @@ void IoUringDriver::UpdateReading(Conn* c) {
     }
     // recv_armed with a cancel in flight: its completion re-arms.
   } else if (s->recv_armed && !s->recv_cancel) {
-    Cancel(Ud(kOpRecv, c->id));
+    Cancel(RecvUd(c));
     s->recv_cancel = true;
   }
   SubmitIfIdle();
@@ -455,6 +471,10 @@ long IoUringDriver::SendQueuedNow(Conn* c) {
 
 void IoUringDriver::Flush(Conn* c, bool) {
   ConnState* s = State(c);
+  if (s && c->dgram) {
+    if (!c->closing) FlushDatagrams(c, s);
+    return;
+  }
   if (!s || c->closing || c->connecting || s->send_inflight || c->wq.empty()) return;
   RequestSend(c, s);
 }
@@ -476,11 +496,12 @@ void IoUringDriver::CloseConn(Conn* c) {
   closing_++;
   if (s) {
     if (s->recv_armed && !s->recv_cancel) {
-      Cancel(Ud(kOpRecv, c->id));
+      Cancel(RecvUd(c));
       s->recv_cancel = true;
     }
     if (s->send_inflight) Cancel(Ud(kOpSend, c->id));
     if (s->connect_inflight) Cancel(Ud(kOpConnect, c->id));
+    if (s->pollout_armed) Cancel(Ud(kOpPollOut, c->id));
   }
   // In-flight operations hold their own reference to the socket; the fd number can
   // go now (operations are matched by user_data, never by fd).
@@ -493,11 +514,13 @@ void IoUringDriver::CloseConn(Conn* c) {
 void IoUringDriver::MaybeRelease(Conn* c) {
   if (!c->closing) return;
   ConnState* s = State(c);
-  if (s && (s->recv_armed || s->send_inflight || s->connect_inflight)) return;
+  if (s && (s->recv_armed || s->send_inflight || s->connect_inflight || s->pollout_armed)) return;
   if (s) {
     s->held.clear();
     s->held.shrink_to_fit();
     s->held_off = 0;
+    std::vector<ConnState::HeldDatagram>().swap(s->held_dgrams);
+    s->held_dgram_pos = 0;
     s->iov.reset();
   }
   if (s) s->attached = false;
@@ -509,18 +532,20 @@ void IoUringDriver::Counters(std::vector<std::pair<const char*, double>>* out) c
   out->emplace_back("recvBufferBytes", static_cast<double>(bufs_.bytes()));
   out->emplace_back("recvBuffersIncremental", bufs_.incremental() ? 1 : 0);
   out->emplace_back("recvStarved", static_cast<double>(recv_starved_));
+  out->emplace_back("datagramBufferBytes", static_cast<double>(dgram_bufs_open_ ? dgram_bufs_.bytes() : 0));
+  out->emplace_back("datagramsHeld", static_cast<double>(dgrams_held_));
 }
 
 void IoUringDriver::DrainClosing() {
   uint64_t deadline = MonoMs() + kDrainTimeoutMs;
   while (closing_ > 0 || AcceptsOutstanding()) {
-    bufs_.Publish();
+    PublishBuffers();
     int r = ring_.Submit(ring_.CqEmpty() ? 1 : 0, 100);
     if (r == -EBUSY || ring_.NeedsEnter()) ring_.FlushOverflow();
     Reap(kReapAll);
     if (MonoMs() > deadline) break;  // never hang shutdown on a kernel that forgot an op
   }
-  bufs_.Publish();
+  PublishBuffers();
 }
 
 }  // namespace logcaster

@@ -1,5 +1,6 @@
 // IoDriver for io_uring: completion-based I/O, not a readiness shim. Listeners run
-// a multishot accept; connections a multishot recv that draws from one provided
+// a multishot accept; datagram sockets a multishot RECVMSG over a buffer ring of
+// their own; connections a multishot recv that draws from one provided
 // buffer ring (bytes are copied into the engine's read arena and the buffer goes
 // straight back), or metered single-shot receives while they send faster than they
 // are delivered; writes go out as one SEND/SENDMSG in flight per connection from
@@ -50,8 +51,15 @@ class IoUringDriver final : public IoDriver {
   // user_data: operation kind in the high 32 bits, connection or listener id below.
   // Connection ids carry a generation, and a slot is only reused after every
   // operation on it completed, so a CQE always finds the connection it was for.
-  enum OpKind : uint32_t { kOpAccept = 1, kOpRecv = 2, kOpSend = 3, kOpConnect = 4, kOpWake = 5, kOpCancel = 6 };
+  enum OpKind : uint32_t {
+    kOpAccept = 1, kOpRecv = 2, kOpSend = 3, kOpConnect = 4, kOpWake = 5, kOpCancel = 6,
+    kOpRecvMsg = 7,  // a datagram socket's multishot RECVMSG
+    kOpPollOut = 8,  // a datagram socket waiting for room to send
+  };
   static uint64_t Ud(OpKind kind, int32_t id) { return (static_cast<uint64_t>(kind) << 32) | static_cast<uint32_t>(id); }
+  static OpKind KindOf(uint64_t user_data) { return static_cast<OpKind>(user_data >> 32); }
+  // The receive operation of c: RECV for a stream, RECVMSG for a datagram socket.
+  static uint64_t RecvUd(const Conn* c) { return Ud(c->dgram ? kOpRecvMsg : kOpRecv, c->id); }
 
   // Per-connection state, one per engine slot (SlotOf(id)), reused; attached from
   // AddConn until the connection is released.
@@ -66,6 +74,7 @@ class IoUringDriver final : public IoDriver {
     bool starved = false;           // recv ended by ENOBUFS, listed in starved_
     bool metered = false;           // single-shot recvs of one delivery (reader lagging)
     bool recv_metered = false;      // the outstanding recv is such a single-shot one
+    bool pollout_armed = false;     // datagram socket: POLL_ADD(POLLOUT) outstanding
     bool held_eof = false;          // EOF seen behind held bytes
     int held_err = 0;               // error seen behind held bytes
     uint64_t data_batch = 0;        // host's CurrentBatch() of its last DATA
@@ -73,14 +82,30 @@ class IoUringDriver final : public IoDriver {
     size_t held_off = 0;
     struct msghdr msg;
     std::unique_ptr<struct iovec[]> iov;
+    struct msghdr recv_msg;         // datagram socket: the RECVMSG template (name, control sizes)
+    // Datagram socket: datagrams received while it was paused (a multishot RECVMSG
+    // in flight at pause() completes anyway) or behind such ones; delivered in order.
+    struct HeldDatagram {
+      sockaddr_storage from;
+      socklen_t fromlen;
+      std::string data;
+      bool truncated;
+      bool has_drops;
+      uint32_t drops;
+    };
+    std::vector<HeldDatagram> held_dgrams;
+    size_t held_dgram_pos = 0;
     void Reset() {
       recv_armed = recv_cancel = send_inflight = connect_inflight = in_ready = held_eof = send_listed = starved = metered = recv_metered = false;
+      pollout_armed = false;
       held_err = 0;
       data_batch = 0;
       held.clear();
       held_off = 0;
+      held_dgrams.clear();
+      held_dgram_pos = 0;
     }
-    bool HasHeld() const { return held_off < held.size() || held_eof || held_err; }
+    bool HasHeld() const { return held_off < held.size() || held_eof || held_err || held_dgram_pos < held_dgrams.size(); }
   };
   struct ListenerState {
     int fd = -1;
@@ -112,6 +137,17 @@ class IoUringDriver final : public IoDriver {
   void ArmAccept(int32_t lid);
   void ArmRecv(Conn* c, ConnState* s);
   void ArmWake();
+  // Datagram sockets (iouring_datagram.cc).
+  int OpenDatagramBuffers(std::string* err);
+  void ArmRecvMsg(Conn* c, ConnState* s);
+  // A RECVMSG completion: false when the batch has no room for its datagram (the CQE
+  // then stays in the CQ, untouched, for the next round).
+  bool OnRecvMsgCqe(const io_uring_cqe& cqe);
+  void HoldDatagram(ConnState* s, const DatagramIn& d);
+  // Deliver held datagrams in order; false when the batch filled up first.
+  bool DeliverHeldDatagrams(Conn* c, ConnState* s);
+  void FlushDatagrams(Conn* c, ConnState* s);
+  void OnPollOutCqe(Conn* c, const io_uring_cqe& cqe);
   // Re-arm receives that ENOBUFS ended, once the pool has buffers again.
   void RearmStarved();
   void StartSend(Conn* c, ConnState* s);
@@ -122,6 +158,11 @@ class IoUringDriver final : public IoDriver {
   void Cancel(uint64_t user_data);
   void MaybeRelease(Conn* c);
   void SubmitNow();
+  // Buffers handed back since the last call become visible to the kernel.
+  void PublishBuffers() {
+    bufs_.Publish();
+    if (dgram_bufs_open_) dgram_bufs_.Publish();
+  }
   void SubmitIfIdle() { if (!in_turn_) SubmitNow(); }
   bool AcceptsOutstanding() const;
 
@@ -130,10 +171,13 @@ class IoUringDriver final : public IoDriver {
   DriverHost* host_ = nullptr;
   Ring ring_;
   BufferRing bufs_;
+  BufferRing dgram_bufs_;        // datagram receives: whole buffers of one datagram each
+  bool dgram_bufs_open_ = false; // opened with the first datagram socket
   int wakefd_ = -1;
   bool in_turn_ = false;     // between Harvest and EndTurn: SQEs wait for the turn's enter
   size_t closing_ = 0;       // connections handed to CloseConn, not yet released
   uint64_t recv_starved_ = 0;  // multishot recvs ended by ENOBUFS (pool ran dry)
+  uint64_t dgrams_held_ = 0;   // datagrams that completed while their socket was paused
   std::vector<std::unique_ptr<ConnState>> conns_;  // by engine slot
   std::vector<ListenerState> listeners_;           // by listener id (never reused)
   std::vector<int32_t> held_ready_;                // conns with deliverable held bytes

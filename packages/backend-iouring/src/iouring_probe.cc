@@ -63,7 +63,7 @@ std::string ProbeIoUring() {
       } else {
         const struct { int op; const char* name; } need[] = {
             {IORING_OP_ACCEPT, "ACCEPT"}, {IORING_OP_RECV, "RECV"}, {IORING_OP_SEND, "SEND"},
-            {IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_POLL_ADD, "POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}};
+            {IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_RECVMSG, "RECVMSG"}, {IORING_OP_POLL_ADD, "POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}};
         for (const auto& n : need) {
           if (n.op > pr->last_op || !(pr->ops[n.op].flags & IO_URING_OP_SUPPORTED)) {
             reason = std::string("io_uring lacks IORING_OP_") + n.name;
@@ -75,12 +75,12 @@ std::string ProbeIoUring() {
     }
   }
   if (reason.empty()) {
-    // Multishot recv (with provided buffer rings) arrived in Linux 6.0; no opcode
-    // flag says so, the kernel version does.
+    // Multishot recv and recvmsg (with provided buffer rings) arrived in Linux 6.0;
+    // no opcode flag says so, the kernel version does.
     struct utsname u;
     int major = 0, minor = 0;
     if (uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2) {
-      if (major < 6) reason = std::string("kernel ") + u.release + " lacks multishot recv (needs Linux 6.0+)";
+      if (major < 6) reason = std::string("kernel ") + u.release + " lacks multishot recv/recvmsg (needs Linux 6.0+)";
     }
   }
   close(fd);

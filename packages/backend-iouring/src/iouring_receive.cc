@@ -19,6 +19,10 @@ constexpr size_t kHeldKeep = 16 * 1024;    // held-buffer capacity kept once dra
 
 void IoUringDriver::ArmRecv(Conn* c, ConnState* st) {
   if (st->recv_armed || st->starved) return;
+  if (c->dgram) {
+    ArmRecvMsg(c, st);
+    return;
+  }
   io_uring_sqe* s = ring_.Sqe();
   s->opcode = IORING_OP_RECV;
   s->fd = c->fd;
@@ -36,7 +40,8 @@ void IoUringDriver::ArmRecv(Conn* c, ConnState* st) {
 }
 
 void IoUringDriver::RearmStarved() {
-  const unsigned recycled = bufs_.TakeRecycledCount();
+  unsigned recycled = bufs_.TakeRecycledCount();
+  if (dgram_bufs_open_) recycled += dgram_bufs_.TakeRecycledCount();
   if (starved_.empty()) return;
   // Only once buffers came back (or no completion can be holding any): re-arming
   // into an empty pool would just earn another ENOBUFS per connection.
@@ -67,13 +72,13 @@ void IoUringDriver::Hold(Conn* c, ConnState* s, const char* data, size_t len) {
   if (!s->metered && !c->paused) {
     s->metered = true;
     if (s->recv_armed && !s->recv_cancel) {
-      Cancel(Ud(kOpRecv, c->id));
+      Cancel(RecvUd(c));
       s->recv_cancel = true;
     }
   }
   // Bound what we hold: stop receiving until it has been delivered.
   if (s->held.size() - s->held_off > kHeldLimit && s->recv_armed && !s->recv_cancel) {
-    Cancel(Ud(kOpRecv, c->id));
+    Cancel(RecvUd(c));
     s->recv_cancel = true;
   }
   if (!c->paused) MarkReady(c, s);
@@ -127,6 +132,11 @@ void IoUringDriver::DrainHeld() {
     ConnState* s = State(c);
     s->in_ready = false;
     if (c->closing || c->paused) continue;  // resume lists it again
+    if (c->dgram) {
+      if (!DeliverHeldDatagrams(c, s)) MarkReady(c, s);  // batch full: the rest next round
+      else if (!s->recv_armed && c->WantsRead()) ArmRecv(c, s);  // resume() left that to us
+      continue;
+    }
     if (s->data_batch == CurrentBatch()) {
       MarkReady(c, s);  // already has DATA in this batch
       continue;

@@ -136,6 +136,9 @@ class BufferRing {
   // incremental: when its last byte has been handed out). The bytes stay valid
   // until the next Publish.
   const char* Take(unsigned bid, size_t len);
+  // Classic mode: where buffer bid's bytes are, without handing it back (a consumer
+  // that may have to leave the completion for later looks first, then Takes).
+  const char* Peek(unsigned bid) const { return bid < count_ ? data_ + static_cast<size_t>(bid) * size_ : nullptr; }
   // Buffers handed back since the last call (so a starved recv may be re-armed).
   unsigned TakeRecycledCount() {
     unsigned n = recycled_;

@@ -20,6 +20,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::Listen>("listen"),
       InstanceMethod<&EngineWrap::CloseListener>("closeListener"),
       InstanceMethod<&EngineWrap::Connect>("connect"),
+      InstanceMethod<&EngineWrap::ListenUnix>("listenUnix"),
+      InstanceMethod<&EngineWrap::ConnectUnix>("connectUnix"),
+      InstanceMethod<&EngineWrap::BindDatagram>("bindDatagram"),
+      InstanceMethod<&EngineWrap::SendDatagram>("sendDatagram"),
+      InstanceMethod<&EngineWrap::SendDatagramTo>("sendDatagramTo"),
+      InstanceMethod<&EngineWrap::DatagramStats>("datagramStats"),
+      InstanceMethod<&EngineWrap::LocalAddress>("localAddress"),
       InstanceMethod<&EngineWrap::Write>("write"),
       InstanceMethod<&EngineWrap::End>("end"),
       InstanceMethod<&EngineWrap::Destroy>("destroy"),
@@ -163,6 +170,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   static int32_t Id(const Napi::CallbackInfo& info) { return info[0].As<Napi::Number>().Int32Value(); }
 
+  // An Error carrying errno (JS turns it into a Node-style code), thrown; undefined.
+  static Napi::Value ThrowErrno(Napi::Env env, const std::string& message, int r) {
+    Napi::Error e = Napi::Error::New(env, message.empty() ? std::strerror(-r) : message);
+    e.Set("errno", Napi::Number::New(env, -r));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  static Napi::Array Triple(Napi::Env env, const std::string& text, int port, int family) {
+    Napi::Array a = Napi::Array::New(env, 3);
+    a.Set(0u, Napi::String::New(env, text));
+    a.Set(1u, Napi::Number::New(env, port));
+    a.Set(2u, Napi::Number::New(env, family));
+    return a;
+  }
+
   Napi::Value Listen(const Napi::CallbackInfo& info) {
     if (!Check(info)) return info.Env().Undefined();
     std::string host = info[0].As<Napi::String>();
@@ -172,16 +195,21 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     int bound = 0;
     std::string err;
     int r = engine()->Listen(host, port, backlog, v6only, &bound, &err);
-    if (r < 0) {
-      Napi::Error e = Napi::Error::New(info.Env(), err);
-      e.Set("errno", Napi::Number::New(info.Env(), -r));
-      e.ThrowAsJavaScriptException();
-      return info.Env().Undefined();
-    }
+    if (r < 0) return ThrowErrno(info.Env(), err, r);
     Napi::Array a = Napi::Array::New(info.Env(), 2);
     a.Set(0u, Napi::Number::New(info.Env(), r));
     a.Set(1u, Napi::Number::New(info.Env(), bound));
     return a;
+  }
+
+  // listenUnix(path, mode (-1: umask's), backlog) -> listener id
+  Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
+    if (!Check(info)) return info.Env().Undefined();
+    std::string path = info[0].As<Napi::String>();
+    std::string err;
+    int r = engine()->ListenUnix(path, info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value(), &err);
+    if (r < 0) return ThrowErrno(info.Env(), err, r);
+    return Napi::Number::New(info.Env(), r);
   }
 
   Napi::Value CloseListener(const Napi::CallbackInfo& info) {
@@ -197,13 +225,99 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     js_depth_++;
     int r = engine()->Connect(ip, port, &err);
     js_depth_--;
-    if (r < 0) {
-      Napi::Error e = Napi::Error::New(info.Env(), err.empty() ? std::strerror(-r) : err);
-      e.Set("errno", Napi::Number::New(info.Env(), -r));
-      e.ThrowAsJavaScriptException();
-      return info.Env().Undefined();
-    }
+    if (r < 0) return ThrowErrno(info.Env(), err, r);
     return Napi::Number::New(info.Env(), r);
+  }
+
+  Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
+    if (!Check(info)) return info.Env().Undefined();
+    std::string path = info[0].As<Napi::String>();
+    std::string err;
+    js_depth_++;
+    int r = engine()->ConnectUnix(path, &err);
+    js_depth_--;
+    if (r < 0) return ThrowErrno(info.Env(), err, r);
+    return Napi::Number::New(info.Env(), r);
+  }
+
+  // bindDatagram({ unix, host, port, ipv6Only, reusePort, connectHost, connectPort,
+  //   path, mode, connectPath, recvBufferSize, sendBufferSize, maxMessageSize })
+  //   -> [id, bound port]
+  Napi::Value BindDatagram(const Napi::CallbackInfo& info) {
+    if (!Check(info)) return info.Env().Undefined();
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto str = [&o](const char* k) { Napi::Value v = o.Get(k); return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); };
+    auto num = [&o](const char* k, int dflt) { Napi::Value v = o.Get(k); return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : dflt; };
+    DatagramSpec spec;
+    spec.unix_socket = o.Get("unix").ToBoolean();
+    spec.host = str("host");
+    spec.port = num("port", 0);
+    spec.ipv6_only = o.Get("ipv6Only").ToBoolean();
+    spec.reuse_port = o.Get("reusePort").ToBoolean();
+    spec.connect_host = str("connectHost");
+    spec.connect_port = num("connectPort", 0);
+    spec.path = str("path");
+    spec.mode = num("mode", -1);
+    spec.connect_path = str("connectPath");
+    spec.recv_buffer = num("recvBufferSize", 0);
+    spec.send_buffer = num("sendBufferSize", 0);
+    const size_t max_message = static_cast<size_t>(num("maxMessageSize", 65536));
+    int bound = 0;
+    std::string err;
+    int r = engine()->BindDatagram(spec, max_message, &bound, &err);
+    if (r < 0) return ThrowErrno(info.Env(), err, r);
+    Napi::Array a = Napi::Array::New(info.Env(), 2);
+    a.Set(0u, Napi::Number::New(info.Env(), r));
+    a.Set(1u, Napi::Number::New(info.Env(), bound));
+    return a;
+  }
+
+  // sendDatagram(id, data, port, host ('' = connected)) -> 1 / 0 (over the high-water mark)
+  Napi::Value SendDatagram(const Napi::CallbackInfo& info) {
+    if (!Check(info)) return info.Env().Undefined();
+    auto data = info[1].As<Napi::Uint8Array>();
+    std::string host = info[3].As<Napi::String>();
+    std::string err;
+    int r = engine()->SendDatagram(Id(info), reinterpret_cast<const char*>(data.Data()), data.ByteLength(), host,
+                                   info[2].As<Napi::Number>().Int32Value(), &err);
+    if (r < 0) return ThrowErrno(info.Env(), err, r);
+    return Napi::Number::New(info.Env(), r);
+  }
+
+  // sendDatagramTo(id, data, path ('' = connected)) -> 1 / 0
+  Napi::Value SendDatagramTo(const Napi::CallbackInfo& info) {
+    if (!Check(info)) return info.Env().Undefined();
+    auto data = info[1].As<Napi::Uint8Array>();
+    std::string path = info[2].As<Napi::String>();
+    std::string err;
+    int r = engine()->SendDatagramToPath(Id(info), reinterpret_cast<const char*>(data.Data()), data.ByteLength(), path, &err);
+    if (r < 0) return ThrowErrno(info.Env(), err, r);
+    return Napi::Number::New(info.Env(), r);
+  }
+
+  static void SetCounters(Napi::Env env, Napi::Object o, const DatagramCounters& c) {
+    o.Set("received", Napi::Number::New(env, static_cast<double>(c.received)));
+    o.Set("truncated", Napi::Number::New(env, static_cast<double>(c.truncated)));
+    o.Set("dropped", Napi::Number::New(env, static_cast<double>(c.dropped)));
+    o.Set("sent", Napi::Number::New(env, static_cast<double>(c.sent)));
+    o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(c.send_errors)));
+  }
+
+  Napi::Value DatagramStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const DatagramCounters* c = engine() ? engine()->DatagramStats(Id(info)) : nullptr;
+    if (!c) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    SetCounters(env, o, *c);
+    return o;
+  }
+
+  Napi::Value LocalAddress(const Napi::CallbackInfo& info) {
+    if (!engine()) return info.Env().Null();
+    std::string text;
+    int port = 0, family = 0;
+    if (engine()->LocalAddress(Id(info), &text, &port, &family) < 0) return info.Env().Null();
+    return Triple(info.Env(), text, port, family);
   }
 
   Napi::Value Write(const Napi::CallbackInfo& info) {
@@ -239,11 +353,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     std::string ip;
     int port = 0, family = 0;
     if (engine()->RemoteAddress(Id(info), &ip, &port, &family) < 0) return info.Env().Null();
-    Napi::Array a = Napi::Array::New(info.Env(), 3);
-    a.Set(0u, Napi::String::New(info.Env(), ip));
-    a.Set(1u, Napi::Number::New(info.Env(), port));
-    a.Set(2u, Napi::Number::New(info.Env(), family));
-    return a;
+    return Triple(info.Env(), ip, port, family);
   }
   Napi::Value Queued(const Napi::CallbackInfo& info) {
     if (!engine()) return Napi::Number::New(info.Env(), 0);
@@ -288,6 +398,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     if (!engine()) return o;
+    engine()->RefreshDrops();
     const EngineStats& s = engine()->stats();
     o.Set("connections", Napi::Number::New(env, static_cast<double>(engine()->connection_count())));
     o.Set("listeners", Napi::Number::New(env, static_cast<double>(engine()->listener_count())));
@@ -298,6 +409,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("turns", Napi::Number::New(env, static_cast<double>(s.turns)));
     o.Set("dispatches", Napi::Number::New(env, static_cast<double>(s.dispatches)));
     o.Set("acceptPauses", Napi::Number::New(env, static_cast<double>(s.accept_pauses)));
+    Napi::Object dg = Napi::Object::New(env);
+    SetCounters(env, dg, s.datagrams);
+    o.Set("datagrams", dg);
     std::vector<std::pair<const char*, double>> counters;
     engine()->driver().Counters(&counters);
     Napi::Object d = Napi::Object::New(env);

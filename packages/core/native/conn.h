@@ -4,7 +4,10 @@
 // mechanism-specific lives here.
 #pragma once
 #include <cstdint>
+#include <memory>
 
+#include "datagram.h"
+#include "unix_sockets.h"
 #include "write_queue.h"
 
 namespace logcaster {
@@ -21,13 +24,16 @@ inline uint32_t SlotOf(int32_t id) { return static_cast<uint32_t>(id) & kSlotMas
 // Why a connection closed (CLOSE event, mirrored in core/src/native-events.ts).
 enum ClosePhase : int32_t { kPhaseNone = 0, kPhaseConnect = 1, kPhaseRead = 2, kPhaseWrite = 3, kPhaseWatch = 4 };
 
+// A connection, or a datagram socket (dgram set): both share the id space, the
+// table and the close protocol, so drivers and JS track them the same way.
 struct Conn {
   int fd = -1;
   int32_t id = 0;           // 0 while the slot is free
   int32_t listener_id = -1; // -1 for outbound connections
   uint32_t idle_timeout_ms = 0;
   uint64_t last_active_ms = 0;
-  WriteQueue wq;
+  WriteQueue wq;                            // streams
+  std::unique_ptr<DatagramEndpoint> dgram;  // datagram sockets only
   bool connecting = false;     // outbound, connect() in progress
   bool paused = false;         // JS paused reading
   bool peer_ended = false;     // EOF seen
@@ -40,9 +46,12 @@ struct Conn {
 
   // True while the connection wants input (not paused, no EOF yet, not closing).
   bool WantsRead() const { return !paused && !peer_ended && !closing && !connecting; }
+  // Output waits for the kernel (bytes or datagrams queued).
+  bool HasQueuedOutput() const { return dgram ? !dgram->queue.empty() : !wq.empty(); }
 
   void Reset() {
     wq.Clear();
+    dgram.reset();
     fd = -1; id = 0; listener_id = -1; idle_timeout_ms = 0; last_active_ms = 0;
     connecting = paused = peer_ended = end_requested = write_shut = need_drain = closing = false;
     close_err = close_phase = 0;
@@ -56,6 +65,7 @@ struct Listener {
   bool accept_paused = false;       // descriptor exhaustion: not accepting for now
   bool exhausted_reported = false;  // EMFILE reported once until an accept succeeds
   uint64_t paused_at_ms = 0;
+  BoundPath unix_path;              // a Unix listener's socket file, removed on close
 };
 
 }  // namespace logcaster

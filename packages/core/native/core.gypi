@@ -6,6 +6,8 @@
     "engine.cc",
     "readiness_driver.cc",
     "sockets.cc",
+    "datagram_sockets.cc",
+    "unix_sockets.cc",
     "addon.cc"
   ],
   "include_dirs": [

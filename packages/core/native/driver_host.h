@@ -3,6 +3,8 @@
 // the Engine itself, so the engine's JS-facing API, its tables and its libuv
 // integration stay out of their reach. All calls are made on the JS thread.
 #pragma once
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -14,6 +16,17 @@ namespace logcaster {
 // DATA event of a completion backend): a fast sender cannot take a whole batch's
 // arena, and every backend hands input over at the same granularity.
 constexpr size_t kMaxReadPerBatch = 64 * 1024;
+
+// One received datagram as a driver reports it (the bytes stay the driver's).
+struct DatagramIn {
+  const sockaddr* from = nullptr;  // sender; nullptr or fromlen 0: unnamed (a Unix socket)
+  socklen_t fromlen = 0;
+  const char* data = nullptr;
+  size_t len = 0;          // bytes at data
+  bool truncated = false;  // the kernel cut it to fit the receive buffer
+  bool has_drops = false;  // the socket reported its SO_RXQ_OVFL counter with it
+  uint32_t drops = 0;      // ... its value: datagrams the kernel dropped so far
+};
 
 class DriverHost {
  public:
@@ -54,10 +67,24 @@ class DriverHost {
   // is handed to JS. Lets a driver deliver at most one DATA per connection per batch.
   virtual uint64_t CurrentBatch() const = 0;
 
+  // ---- datagram sockets (c->dgram set) ----
+  // A datagram arrived on c. false: the batch has no room for it; nothing was taken,
+  // offer it again in a later round. Never false while the batch is empty (a
+  // datagram larger than the whole arena is delivered cut to fit, flagged truncated).
+  virtual bool OnDatagram(Conn* c, const DatagramIn& d) = 0;
+  // The kernel reported err for c (ICMP unreachable on connected UDP...): reported
+  // to the handler; the socket stays open.
+  virtual void OnDatagramError(Conn* c, int err, int32_t phase) = 0;
+
   // ---- output ----
   // The kernel took n bytes from the head of c's write queue: the engine consumes
   // them and does the drain / shutdown bookkeeping.
   virtual void OnSent(Conn* c, size_t n) = 0;
+  // The kernel took the first n datagrams of c's datagram queue.
+  virtual void OnDatagramsSent(Conn* c, size_t n) = 0;
+  // The kernel refused the head datagram of c's queue with err (EMSGSIZE,
+  // ENETUNREACH...): it is dropped and the error reported; the socket stays open.
+  virtual void OnDatagramSendError(Conn* c, int err) = 0;
 
  protected:
   ~DriverHost() = default;

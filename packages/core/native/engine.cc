@@ -1,11 +1,14 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 
 #include "posix_util.h"
@@ -188,26 +191,40 @@ void Engine::RunOnce(int timeout_ms) {
 
 void Engine::DispatchPending() {
   if (in_dispatch_) return;  // JS is walking the buffer; it will see new records
-  while (events_[0] > 0 || !overflow_.empty()) {
-    if (events_[0] == 0) {
-      // Move records that did not fit into the now-empty shared buffer.
-      size_t n = std::min(overflow_.size() / kEventInts, event_capacity_);
-      std::memcpy(events_ + kEventHeader, overflow_.data(), n * kEventInts * sizeof(int32_t));
-      overflow_.erase(overflow_.begin(), overflow_.begin() + n * kEventInts);
-      events_[0] = static_cast<int32_t>(n);
+  for (;;) {
+    while (events_[0] > 0 || !overflow_.empty()) {
+      if (events_[0] == 0) {
+        // Move records that did not fit into the now-empty shared buffer.
+        size_t n = std::min(overflow_.size() / kEventInts, event_capacity_);
+        std::memcpy(events_ + kEventHeader, overflow_.data(), n * kEventInts * sizeof(int32_t));
+        overflow_.erase(overflow_.begin(), overflow_.begin() + n * kEventInts);
+        events_[0] = static_cast<int32_t>(n);
+      }
+      in_dispatch_ = true;
+      stats_.dispatches++;
+      batch_serial_++;
+      if (dispatch) dispatch();
+      in_dispatch_ = false;
+      events_[0] = 0;
+      arena_used_ = 0;
     }
-    in_dispatch_ = true;
-    stats_.dispatches++;
-    batch_serial_++;
-    if (dispatch) dispatch();
-    in_dispatch_ = false;
-    events_[0] = 0;
-    arena_used_ = 0;
+    if (dgram_flush_.empty()) break;
+    FlushDatagrams();  // may report DRAIN or errors: dispatched by the next pass
   }
   if (!closing_slots_.empty()) {
     free_slots_.insert(free_slots_.end(), closing_slots_.begin(), closing_slots_.end());
     closing_slots_.clear();
   }
+}
+
+void Engine::FlushDatagrams() {
+  std::vector<int32_t>& list = dgram_flush_work_;  // swapped, not reallocated
+  list.swap(dgram_flush_);
+  for (int32_t id : list) {
+    Conn* c = Lookup(id);
+    if (c && !c->closing && c->HasQueuedOutput()) driver_->Flush(c, false);
+  }
+  list.clear();
 }
 
 void Engine::Emit(int32_t kind, int32_t id, int32_t a, int32_t b) {
@@ -381,12 +398,12 @@ void Engine::CountSent(Conn* c, size_t n) {
 }
 
 void Engine::AfterQueueChange(Conn* c) {
-  if (!c->wq.empty() || c->closing) return;
+  if (c->HasQueuedOutput() || c->closing) return;
   if (c->need_drain) {
     c->need_drain = false;
     Emit(kEvDrain, c->id);
   }
-  if (c->end_requested && !c->write_shut && !c->connecting) {
+  if (c->end_requested && !c->write_shut && !c->connecting && !c->dgram) {
     c->write_shut = true;
     shutdown(c->fd, SHUT_WR);
     if (c->peer_ended) Fail(c, 0, kPhaseNone);
@@ -396,6 +413,7 @@ void Engine::AfterQueueChange(Conn* c) {
 void Engine::Fail(Conn* c, int err, int32_t phase) {
   if (c->closing || c->id == 0) return;
   c->closing = true;
+  if (c->dgram) c->dgram->path.Unlink();
   c->close_err = err;
   c->close_phase = phase;
   driver_->CloseConn(c);
@@ -408,12 +426,26 @@ int Engine::Listen(const std::string& host, int port, int backlog, bool ipv6_onl
   if (shut_down_) { *err = "reactor is closed"; return -EBADF; }
   int fd = ListenSocket(host, port, backlog, ipv6_only, bound_port, err);
   if (fd < 0) return fd;
+  return AddListener(fd, BoundPath(), err);
+}
+
+int Engine::ListenUnix(const std::string& path, int mode, int backlog, std::string* err) {
+  if (shut_down_) { *err = "reactor is closed"; return -EBADF; }
+  BoundPath bound;
+  int fd = UnixListenSocket(path, mode, backlog, &bound, err);
+  if (fd < 0) return fd;
+  return AddListener(fd, std::move(bound), err);
+}
+
+int Engine::AddListener(int fd, BoundPath path, std::string* err) {
   auto l = std::make_unique<Listener>();
   l->fd = fd;
   l->id = static_cast<int32_t>(listeners_.size());
+  l->unix_path = std::move(path);
   int r = driver_->AddListener(l.get());
   if (r < 0) {
     close(fd);
+    l->unix_path.Unlink();
     *err = std::string("cannot watch listener: ") + std::strerror(-r);
     return r;
   }
@@ -429,6 +461,7 @@ int Engine::CloseListener(int32_t lid) {
   if (!l) return -EBADF;
   driver_->RemoveListener(l);
   close(l->fd);
+  l->unix_path.Unlink();
   if (l->accept_paused) paused_listeners_--;
   listeners_[lid].reset();
   live_listeners_--;
@@ -441,6 +474,18 @@ int Engine::Connect(const std::string& ip, int port, std::string* err) {
   bool in_progress = false;
   int fd = ConnectSocket(ip, port, &in_progress, err);
   if (fd < 0) return fd;
+  return StartOutbound(fd, in_progress, err);
+}
+
+int Engine::ConnectUnix(const std::string& path, std::string* err) {
+  if (shut_down_) { *err = "reactor is closed"; return -EBADF; }
+  bool in_progress = false;
+  int fd = UnixConnectSocket(path, &in_progress, err);
+  if (fd < 0) return fd;
+  return StartOutbound(fd, in_progress, err);
+}
+
+int Engine::StartOutbound(int fd, bool in_progress, std::string* err) {
   Conn* c = NewConn(fd, -1);
   if (!c) { close(fd); *err = "too many connections"; return -EMFILE; }
   c->connecting = true;
@@ -454,9 +499,207 @@ int Engine::Connect(const std::string& ip, int port, std::string* err) {
   return c->id;
 }
 
+// ---- datagram sockets ----
+
+int Engine::BindDatagram(const DatagramSpec& spec, size_t max_message, int* bound_port, std::string* err) {
+  if (shut_down_) { *err = "reactor is closed"; return -EBADF; }
+  auto ep = std::make_unique<DatagramEndpoint>();
+  int fd = DatagramSocket(spec, bound_port, &ep->path, &ep->drop_counter, err);
+  if (fd < 0) return fd;
+  Conn* c = NewConn(fd, -1);
+  if (!c) {
+    close(fd);
+    ep->path.Unlink();
+    *err = "too many sockets";
+    return -EMFILE;
+  }
+  sockaddr_storage local;
+  socklen_t local_len = sizeof local;
+  ep->family = getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0 ? local.ss_family : AF_UNSPEC;
+  ep->connected = spec.unix_socket ? !spec.connect_path.empty() : !spec.connect_host.empty();
+  ep->max_message = max_message;
+  c->dgram = std::move(ep);
+  int r = driver_->AddConn(c);
+  if (r < 0) {
+    *err = r == -ERANGE ? "cannot watch this socket: its descriptor is beyond the backend's FD_SETSIZE"
+                        : std::string("cannot watch this socket: ") + std::strerror(-r);
+    Fail(c, -r, kPhaseWatch);  // its CLOSE finds no socket in JS: the caller gets the error
+    return r;
+  }
+  UpdateRef();
+  return c->id;
+}
+
+int Engine::SendDatagram(int32_t id, const char* data, size_t len, const std::string& host, int port,
+                         std::string* err) {
+  Conn* c = Lookup(id);
+  if (!c || !c->dgram || c->closing) { *err = "socket is closed"; return -EBADF; }
+  if (host.empty()) return QueueDatagram(c, data, len, nullptr, 0);
+  sockaddr_storage to;
+  unsigned tolen = 0;
+  int family = ParseAddress(host, port, &to, &tolen);
+  if (!family) { *err = "not an IP address: " + host; return -EINVAL; }
+  if (c->dgram->family == AF_INET && family == AF_INET6) {
+    *err = "cannot send to IPv6 address " + host + " from an IPv4 socket";
+    return -EAFNOSUPPORT;
+  }
+  if (c->dgram->family == AF_INET6 && family == AF_INET) {
+    // An IPv6 socket reaches IPv4 peers through their mapped address (unless ipv6Only).
+    sockaddr_in v4;
+    std::memcpy(&v4, &to, sizeof v4);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&to);
+    std::memset(v6, 0, sizeof *v6);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = v4.sin_port;
+    v6->sin6_addr.s6_addr[10] = v6->sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(&v6->sin6_addr.s6_addr[12], &v4.sin_addr, 4);
+    tolen = sizeof *v6;
+  }
+  return QueueDatagram(c, data, len, reinterpret_cast<sockaddr*>(&to), tolen);
+}
+
+int Engine::SendDatagramToPath(int32_t id, const char* data, size_t len, const std::string& path, std::string* err) {
+  Conn* c = Lookup(id);
+  if (!c || !c->dgram || c->closing) { *err = "socket is closed"; return -EBADF; }
+  if (path.empty()) return QueueDatagram(c, data, len, nullptr, 0);
+  sockaddr_un to;
+  socklen_t tolen = 0;
+  int r = UnixAddress(path, &to, &tolen, err);
+  if (r < 0) return r;
+  return QueueDatagram(c, data, len, reinterpret_cast<sockaddr*>(&to), tolen);
+}
+
+int Engine::QueueDatagram(Conn* c, const char* data, size_t len, const sockaddr* to, socklen_t tolen) {
+  DatagramEndpoint* e = c->dgram.get();
+  const bool was_empty = e->queue.empty();
+  e->queue.Push(data, len, to, tolen);
+  if (was_empty) {
+    // Inside a dispatch, every send of the batch leaves in one sendmmsg after it;
+    // from a timer or an outside call, at once.
+    if (in_dispatch_) dgram_flush_.push_back(c->id);
+    else driver_->Flush(c, false);
+  }
+  if (c->closing || e->queue.bytes() < opts_.high_water_mark) return 1;
+  c->need_drain = true;
+  return 0;
+}
+
+const DatagramCounters* Engine::DatagramStats(int32_t id) {
+  Conn* c = Lookup(id);
+  if (!c || !c->dgram) return nullptr;
+  uint32_t now = 0;
+  if (!c->closing && c->fd >= 0 && DropCountNow(c->fd, &now)) AccountDrops(c, now);
+  return &c->dgram->counters;
+}
+
+int Engine::LocalAddress(int32_t id, std::string* address, int* port, int* family) {
+  Conn* c = Lookup(id);
+  if (!c || c->fd < 0) return -EBADF;
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(c->fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) return -errno;
+  return AddressText(reinterpret_cast<sockaddr*>(&ss), len, address, port, family);
+}
+
+bool Engine::OnDatagram(Conn* c, const DatagramIn& d) {
+  DatagramEndpoint* e = c->dgram.get();
+  // The sender, as JS reads it: 4 or 16 address bytes and a port, or a Unix path.
+  const uint8_t* addr = nullptr;
+  size_t addr_len = 0;
+  int port = 0;
+  uint8_t family = kFamilyUnix;
+  if (d.from && d.from->sa_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(d.from);
+    addr = reinterpret_cast<const uint8_t*>(&a->sin_addr);
+    addr_len = 4;
+    port = ntohs(a->sin_port);
+    family = kFamilyIPv4;
+  } else if (d.from && d.from->sa_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(d.from);
+    addr = reinterpret_cast<const uint8_t*>(&a->sin6_addr);
+    addr_len = 16;
+    port = ntohs(a->sin6_port);
+    family = kFamilyIPv6;
+  } else if (d.from && d.from->sa_family == AF_UNIX && d.fromlen > offsetof(sockaddr_un, sun_path)) {
+    auto* a = reinterpret_cast<const sockaddr_un*>(d.from);
+    addr = reinterpret_cast<const uint8_t*>(a->sun_path);
+    const size_t n = d.fromlen - offsetof(sockaddr_un, sun_path);
+    addr_len = a->sun_path[0] == '\0' ? n : strnlen(a->sun_path, n);
+  }
+  size_t keep = std::min(d.len, e->max_message);
+  const size_t left = arena_size_ - arena_used_;
+  const bool events_full = static_cast<size_t>(events_[0]) + 4 >= event_capacity_ || !overflow_.empty();
+  if (events_full || kDatagramHeader + addr_len + keep > left) {
+    const bool batch_empty = events_[0] == 0 && overflow_.empty();
+    if (!batch_empty || kDatagramHeader + addr_len > left) return false;
+    keep = left - kDatagramHeader - addr_len;  // larger than the whole arena: cut to fit
+  }
+  const bool truncated = d.truncated || keep < d.len;
+  char* rec = arena_ + arena_used_;
+  rec[0] = static_cast<char>(truncated ? kDatagramTruncated : 0);
+  rec[1] = static_cast<char>(family);
+  rec[2] = static_cast<char>(port & 0xff);
+  rec[3] = static_cast<char>(port >> 8);
+  rec[4] = static_cast<char>(addr_len & 0xff);
+  rec[5] = static_cast<char>(addr_len >> 8);
+  if (addr_len) std::memcpy(rec + kDatagramHeader, addr, addr_len);
+  std::memcpy(rec + kDatagramHeader + addr_len, d.data, keep);
+  Emit(kEvMessage, c->id, static_cast<int32_t>(arena_used_), static_cast<int32_t>(keep));
+  arena_used_ += kDatagramHeader + addr_len + keep;
+  stats_.bytes_read += keep;
+  e->counters.received++;
+  stats_.datagrams.received++;
+  if (truncated) {
+    e->counters.truncated++;
+    stats_.datagrams.truncated++;
+  }
+  if (d.has_drops) AccountDrops(c, d.drops);
+  return true;
+}
+
+void Engine::AccountDrops(Conn* c, uint32_t counter) {
+  DatagramEndpoint* e = c->dgram.get();
+  // A 32-bit counter of the kernel's: the difference survives its wrap-around. A
+  // datagram carries the value from when it was queued, so it may be older than one
+  // SO_MEMINFO already reported: only a newer value counts.
+  const uint32_t more = counter - e->drops_seen;
+  if (more == 0 || more > 0x7fffffffu) return;
+  e->drops_seen = counter;
+  e->counters.dropped += more;
+  stats_.datagrams.dropped += more;
+}
+
+void Engine::RefreshDrops() {
+  for (Conn* c : slots_) {
+    uint32_t now = 0;
+    if (c->id && c->dgram && !c->closing && c->fd >= 0 && DropCountNow(c->fd, &now)) AccountDrops(c, now);
+  }
+}
+
+void Engine::OnDatagramError(Conn* c, int err, int32_t phase) { Emit(kEvSocketError, c->id, err, phase); }
+
+void Engine::OnDatagramsSent(Conn* c, size_t n) {
+  DatagramEndpoint* e = c->dgram.get();
+  size_t bytes = e->queue.bytes();
+  e->queue.Pop(n);
+  bytes -= e->queue.bytes();
+  e->counters.sent += n;
+  stats_.datagrams.sent += n;
+  CountSent(c, bytes);
+  AfterQueueChange(c);
+}
+
+void Engine::OnDatagramSendError(Conn* c, int err) {
+  c->dgram->queue.Pop(1);
+  c->dgram->counters.send_errors++;
+  stats_.datagrams.send_errors++;
+  Emit(kEvSocketError, c->id, err, kPhaseWrite);
+  AfterQueueChange(c);
+}
+
 int Engine::Write(int32_t id, const char* data, size_t len) {
   Conn* c = Lookup(id);
-  if (!c || c->closing) return -EPIPE;
+  if (!c || c->closing || c->dgram) return -EPIPE;
   if (c->end_requested) return -EPIPE;
   size_t off = 0;
   bool full = false;
@@ -498,7 +741,7 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
 
 int Engine::End(int32_t id) {
   Conn* c = Lookup(id);
-  if (!c || c->closing) return -EPIPE;
+  if (!c || c->closing || c->dgram) return -EPIPE;
   c->end_requested = true;
   AfterQueueChange(c);
   return 0;
@@ -507,6 +750,8 @@ int Engine::End(int32_t id) {
 int Engine::Destroy(int32_t id) {
   Conn* c = Lookup(id);
   if (!c) return -EBADF;
+  // A datagram socket closed right after a send: what the kernel takes now still leaves.
+  if (c->dgram && !c->closing && c->HasQueuedOutput()) driver_->Flush(c, false);
   Fail(c, 0, kPhaseNone);
   UpdateRef();
   return 0;
@@ -540,7 +785,7 @@ int Engine::RemoteAddress(int32_t id, std::string* ip, int* port, int* family) {
 
 size_t Engine::QueuedBytes(int32_t id) {
   Conn* c = Lookup(id);
-  return c ? c->wq.size() : 0;
+  return !c ? 0 : c->dgram ? c->dgram->queue.bytes() : c->wq.size();
 }
 
 // ---- timers and refs ----
@@ -598,6 +843,7 @@ void Engine::Shutdown() {
     if (l && l->fd >= 0) {
       driver_->RemoveListener(l.get());
       close(l->fd);
+      l->unix_path.Unlink();
       l.reset();
       live_listeners_--;
     }

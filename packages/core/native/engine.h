@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "conn.h"
+#include "datagram_sockets.h"
 #include "driver_host.h"
 #include "io_driver.h"
 
@@ -33,9 +34,16 @@ enum EventKind : int32_t {
   kEvClose = 5,        // id, errno (0 = clean), phase (kPhase*)
   kEvTimeout = 6,      // id (idle timeout)
   kEvListenError = 7,  // listener id, errno (e.g. EMFILE: accepting paused)
+  kEvMessage = 8,      // datagram socket id, arena offset of its record, payload length
+  kEvSocketError = 9,  // datagram socket id, errno, phase: reported, the socket stays open
 };
 constexpr int kEventHeader = 4;
 constexpr int kEventInts = 4;
+// A datagram's record in the arena: flags (u8: kDatagramTruncated), sender family
+// (u8: AddressFamilyCode), port (u16 LE), address length n (u16 LE), n address
+// bytes (4 or 16 for IP, the path for Unix), then the payload.
+constexpr int kDatagramHeader = 6;
+constexpr int kDatagramTruncated = 1;
 
 struct EngineOptions {
   size_t high_water_mark = 64 * 1024;
@@ -45,6 +53,7 @@ struct EngineOptions {
 struct EngineStats {
   uint64_t accepted = 0, closed = 0, bytes_read = 0, bytes_written = 0;
   uint64_t turns = 0, dispatches = 0, accept_pauses = 0;
+  DatagramCounters datagrams;  // every datagram socket's, summed
 };
 
 class Engine final : public DriverHost {
@@ -71,6 +80,17 @@ class Engine final : public DriverHost {
   int Listen(const std::string& host, int port, int backlog, bool ipv6_only, int* bound_port, std::string* err);
   int CloseListener(int32_t lid);
   int Connect(const std::string& ip, int port, std::string* err);  // returns id or -errno
+  // Unix stream sockets: a listener id / a connection id, or -errno with *err.
+  int ListenUnix(const std::string& path, int mode, int backlog, std::string* err);
+  int ConnectUnix(const std::string& path, std::string* err);
+  // A datagram socket (its id) or -errno with *err. *bound_port: UDP's port.
+  int BindDatagram(const DatagramSpec& spec, size_t max_message, int* bound_port, std::string* err);
+  // Queue a datagram (to host:port / path; "" on a connected socket). 1 below the
+  // high-water mark, 0 at or above it (DRAIN follows), -errno (*err says why).
+  int SendDatagram(int32_t id, const char* data, size_t len, const std::string& host, int port, std::string* err);
+  int SendDatagramToPath(int32_t id, const char* data, size_t len, const std::string& path, std::string* err);
+  const DatagramCounters* DatagramStats(int32_t id);
+  int LocalAddress(int32_t id, std::string* address, int* port, int* family);
   int Write(int32_t id, const char* data, size_t len);  // 1 below HWM, 0 over HWM, -errno
   int End(int32_t id);
   int Destroy(int32_t id);
@@ -84,6 +104,8 @@ class Engine final : public DriverHost {
   // Blocking mode: one turn that may block up to timeout_ms in the kernel.
   void RunOnce(int timeout_ms);
   const EngineStats& stats() const { return stats_; }
+  // Bring every datagram socket's kernel drop count up to date (before stats()).
+  void RefreshDrops();
   const IoDriver& driver() const { return *driver_; }
   size_t connection_count() const { return live_conns_; }
   size_t listener_count() const { return live_listeners_; }
@@ -103,7 +125,11 @@ class Engine final : public DriverHost {
   void OnPeerEnd(Conn* c) override;
   bool BatchFull() const override;
   uint64_t CurrentBatch() const override { return batch_serial_; }
+  bool OnDatagram(Conn* c, const DatagramIn& d) override;
+  void OnDatagramError(Conn* c, int err, int32_t phase) override;
   void OnSent(Conn* c, size_t n) override;
+  void OnDatagramsSent(Conn* c, size_t n) override;
+  void OnDatagramSendError(Conn* c, int err) override;
 
   // libuv handles live in a heap block freed from their close callbacks, so a
   // late callback after the engine is gone finds engine == nullptr.
@@ -111,6 +137,11 @@ class Engine final : public DriverHost {
 
  private:
   Conn* NewConn(int fd, int32_t listener_id);
+  int StartOutbound(int fd, bool in_progress, std::string* err);  // Connect, ConnectUnix
+  int AddListener(int fd, BoundPath path, std::string* err);        // Listen, ListenUnix
+  int QueueDatagram(Conn* c, const char* data, size_t len, const sockaddr* to, socklen_t tolen);
+  void FlushDatagrams();  // the sends queued during a dispatch, after it
+  void AccountDrops(Conn* c, uint32_t counter);  // a new SO_RXQ_OVFL value for c
   void AfterQueueChange(Conn* c);
   void Turn();
   void UpdateRef();
@@ -130,6 +161,8 @@ class Engine final : public DriverHost {
   size_t arena_size_;
   size_t arena_used_ = 0;
   std::vector<int32_t> overflow_;  // events that did not fit the shared buffer
+  // Datagram sockets sent to during a dispatch: flushed (one sendmmsg each) after it.
+  std::vector<int32_t> dgram_flush_, dgram_flush_work_;
 
   ChunkPool chunk_pool_;  // recycles write-queue chunks; outlives the Conns (deleted in ~Engine)
   std::vector<Conn*> slots_;

@@ -13,6 +13,8 @@ namespace {
 constexpr uint64_t kListenerBit = 1ull << 63;
 constexpr size_t kWaitBatch = 1024;
 constexpr int kAcceptsPerEvent = 64;  // fairness between new and existing connections
+// Edge-triggered: recvmmsg batches read from one datagram socket per round at most.
+constexpr int kDatagramBatchesPerRound = 4;
 }  // namespace
 
 int ReadinessDriver::Init(DriverHost* host, std::string* err) {
@@ -81,14 +83,21 @@ void ReadinessDriver::Dispatch(const PollEvent& ev) {
     }
     return;
   }
-  if ((ev.events & kWritable) && !c->wq.empty()) Flush(c, false);
+  if ((ev.events & kWritable) && c->HasQueuedOutput()) {
+    if (c->dgram) FlushDatagrams(c, false);
+    else Flush(c, false);
+  }
   if (c->closing) return;
   if (ev.events & (kReadable | kHangup | kError)) {
     if (c->WantsRead()) {
       ReadReady(c, ev.events);
     } else if (ev.events & kError) {
       int err = SocketError(c->fd);
-      host_->Fail(c, err ? err : EPIPE, kPhaseRead);
+      if (c->dgram) {
+        if (err) host_->OnDatagramError(c, err, kPhaseRead);  // reading it cleared it
+      } else {
+        host_->Fail(c, err ? err : EPIPE, kPhaseRead);
+      }
     }
   }
 }
@@ -117,6 +126,10 @@ void ReadinessDriver::AcceptReady(Listener* l) {
 // A short read with no hang-up reported means the buffer is drained and new data
 // will raise a new edge.
 void ReadinessDriver::ReadReady(Conn* c, uint32_t events) {
+  if (c->dgram) {
+    ReadDatagrams(c);
+    return;
+  }
   size_t got = 0;
   for (;;) {
     size_t avail = 0;
@@ -148,6 +161,40 @@ void ReadinessDriver::ReadReady(Conn* c, uint32_t events) {
   }
 }
 
+// Datagrams arrive in recvmmsg batches of up to kDatagramBatch. Level-triggered: one
+// batch per readiness report (the kernel reports again while more wait). Edge-
+// triggered: on while batches come back full, up to kDatagramBatchesPerRound, then
+// the socket is listed for the next round. Datagrams the batch has no room for stay
+// in the receiver and are delivered first next round — never dropped.
+void ReadinessDriver::ReadDatagrams(Conn* c) {
+  DatagramReceiver& rx = *WatchOf(c).rx;
+  bool more = true;  // the last batch came back full
+  for (int batch = 0;; ++batch) {
+    while (rx.HasPending()) {
+      if (!host_->OnDatagram(c, rx.Current())) {
+        ListReadPending(c);
+        return;
+      }
+      rx.Next();
+    }
+    if (batch > 0 && (!edge_ || !more)) return;
+    if (batch == kDatagramBatchesPerRound) {
+      ListReadPending(c);
+      return;
+    }
+    int n = rx.Receive(c->fd);
+    if (n == 0) return;
+    if (n < 0) {
+      // ICMP errors (connected UDP) and the like: reported, not fatal. Datagrams
+      // behind the error raise no new edge.
+      host_->OnDatagramError(c, -n, kPhaseRead);
+      if (edge_) ListReadPending(c);
+      return;
+    }
+    more = n == kDatagramBatch;
+  }
+}
+
 void ReadinessDriver::ListReadPending(Conn* c) {
   Watch& w = WatchOf(c);
   if (w.read_pending) return;
@@ -166,7 +213,7 @@ uint32_t ReadinessDriver::WantedInterest(const Conn* c) const {
   if (c->connecting) return kWritable;
   uint32_t i = 0;
   if (c->WantsRead()) i |= kReadable;
-  if (!c->wq.empty()) i |= kWritable;
+  if (c->HasQueuedOutput()) i |= kWritable;
   return i;
 }
 
@@ -202,7 +249,9 @@ int ReadinessDriver::AddConn(Conn* c) {
   const uint32_t slot = SlotOf(c->id);
   if (slot >= watch_.size()) watch_.resize(slot + 1);
   Watch& w = watch_[slot];
-  w = Watch();
+  w.interest = 0;
+  w.registered = w.read_pending = false;
+  if (c->dgram) w.rx = std::make_unique<DatagramReceiver>(c->dgram->max_message);
   uint32_t interest = WantedInterest(c);
   int r = poller_->Add(c->fd, static_cast<uint32_t>(c->id), interest);
   if (r == 0) {
@@ -215,7 +264,11 @@ int ReadinessDriver::AddConn(Conn* c) {
 void ReadinessDriver::UpdateReading(Conn* c) {
   SetInterest(c, WantedInterest(c));
   // Edge-triggered resume: data that arrived while paused produced its edge already.
-  if (edge_ && c->WantsRead() && !WatchOf(c).read_pending) {
+  // Datagrams received earlier that the batch had no room for: no kernel event
+  // announces them.
+  Watch& w = WatchOf(c);
+  const bool held = w.rx && w.rx->HasPending();
+  if ((edge_ || held) && c->WantsRead() && !w.read_pending) {
     ListReadPending(c);
     Wake();
   }
@@ -224,6 +277,11 @@ void ReadinessDriver::UpdateReading(Conn* c) {
 long ReadinessDriver::TrySendDirect(Conn* c, const char* data, size_t len) { return SendSome(c->fd, data, len); }
 
 void ReadinessDriver::Flush(Conn* c, bool socket_full) {
+  if (c->dgram) {
+    // Writability armed: the socket was full, the poller says when to try again.
+    FlushDatagrams(c, socket_full || (WatchOf(c).interest & kWritable) != 0);
+    return;
+  }
   while (!socket_full && !c->wq.empty() && !c->closing) {
     long n = SendQueued(c->fd, c->wq);
     if (n == 0) break;  // full: wait for writability
@@ -236,10 +294,24 @@ void ReadinessDriver::Flush(Conn* c, bool socket_full) {
   if (!c->closing) SetInterest(c, WantedInterest(c));
 }
 
+// sendmmsg while the kernel takes datagrams; one it refuses is reported and dropped.
+void ReadinessDriver::FlushDatagrams(Conn* c, bool socket_full) {
+  DatagramQueue& q = c->dgram->queue;
+  while (!socket_full && !q.empty() && !c->closing) {
+    bool blocked = false;
+    long n = SendDatagrams(c->fd, &q, &blocked);
+    if (blocked) break;
+    if (n < 0) host_->OnDatagramSendError(c, static_cast<int>(-n));
+    else host_->OnDatagramsSent(c, static_cast<size_t>(n));
+  }
+  if (!c->closing) SetInterest(c, WantedInterest(c));
+}
+
 void ReadinessDriver::CloseConn(Conn* c) {
   Watch& w = WatchOf(c);
   if (w.registered) poller_->Remove(c->fd, w.interest);
   w.registered = false;
+  w.rx.reset();
   close(c->fd);
   host_->ReleaseConn(c);
 }

@@ -1,9 +1,11 @@
 // IoDriver for readiness mechanisms: when the Poller says an fd is ready, do the
-// accept4/recv/writev here, once for every readiness backend.
+// accept4/recv/sendmsg (recvmmsg/sendmmsg for datagram sockets) here, once for every
+// readiness backend.
 #pragma once
 #include <memory>
 #include <vector>
 
+#include "datagram_sockets.h"
 #include "io_driver.h"
 #include "poller.h"
 
@@ -35,7 +37,9 @@ class ReadinessDriver final : public IoDriver {
   struct Watch {
     uint32_t interest = 0;      // what the poller currently watches
     bool registered = false;    // Add succeeded (false: the poller refused the fd)
-    bool read_pending = false;  // edge-triggered: input left unread, listed in read_pending_
+    bool read_pending = false;  // input left unread (edge-triggered, or datagrams received
+                                // the batch had no room for), listed in read_pending_
+    std::unique_ptr<DatagramReceiver> rx;  // datagram sockets: the recvmmsg batch
   };
   Watch& WatchOf(const Conn* c) { return watch_[SlotOf(c->id)]; }
   // Edge-triggered: the connection still has unread input no edge will report again.
@@ -45,6 +49,8 @@ class ReadinessDriver final : public IoDriver {
   void SetInterest(Conn* c, uint32_t interest);
   void AcceptReady(Listener* l);
   void ReadReady(Conn* c, uint32_t events);
+  void ReadDatagrams(Conn* c);
+  void FlushDatagrams(Conn* c, bool socket_full);
   void Dispatch(const PollEvent& ev);
 
   std::unique_ptr<Poller> poller_;

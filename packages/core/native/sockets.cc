@@ -10,6 +10,7 @@
 
 #include <cstring>
 
+#include "unix_sockets.h"
 #include "write_queue.h"
 
 namespace logcaster {
@@ -21,12 +22,12 @@ int SetNonBlocking(int fd) {
   return 0;
 }
 
-static int NewSocket(int family) {
+int NewSocket(int family, int type) {
 #ifdef SOCK_NONBLOCK
-  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
 #else
-  int fd = socket(family, SOCK_STREAM, 0);
+  int fd = socket(family, type, 0);
   if (fd < 0) return -errno;
   int r = SetNonBlocking(fd);
   if (r < 0) { close(fd); return r; }
@@ -66,7 +67,7 @@ int ListenSocket(const std::string& host, int port, int backlog, bool ipv6_only,
   unsigned len = 0;
   int family = ParseAddress(host, port, &ss, &len);
   if (!family) { *err = "not an IP address: " + host; return -EINVAL; }
-  int fd = NewSocket(family);
+  int fd = NewSocket(family, SOCK_STREAM);
   if (fd < 0) { *err = Describe("socket", -fd, host, port); return fd; }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -99,7 +100,7 @@ int ConnectSocket(const std::string& ip, int port, bool* in_progress, std::strin
   unsigned len = 0;
   int family = ParseAddress(ip, port, &ss, &len);
   if (!family) { *err = "not an IP address: " + ip; return -EINVAL; }
-  int fd = NewSocket(family);
+  int fd = NewSocket(family, SOCK_STREAM);
   if (fd < 0) { *err = Describe("socket", -fd, ip, port); return fd; }
   SetNoDelay(fd);
   *in_progress = false;
@@ -144,24 +145,46 @@ int SocketError(int fd) {
   return e;
 }
 
+int AddressText(const sockaddr* sa, socklen_t len, std::string* text, int* port, int* family) {
+  char buf[INET6_ADDRSTRLEN];
+  if (!sa || len < static_cast<socklen_t>(sizeof(sa_family_t))) {
+    *text = "";
+    *port = 0;
+    *family = kFamilyUnix;  // an unnamed Unix socket reports no address at all
+    return 0;
+  }
+  switch (sa->sa_family) {
+    case AF_INET6: {
+      auto* a = reinterpret_cast<const sockaddr_in6*>(sa);
+      inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+      *text = buf;
+      *port = ntohs(a->sin6_port);
+      *family = kFamilyIPv6;
+      return 0;
+    }
+    case AF_INET: {
+      auto* a = reinterpret_cast<const sockaddr_in*>(sa);
+      inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+      *text = buf;
+      *port = ntohs(a->sin_port);
+      *family = kFamilyIPv4;
+      return 0;
+    }
+    case AF_UNIX:
+      *text = UnixPathOf(sa, len);
+      *port = 0;
+      *family = kFamilyUnix;
+      return 0;
+    default:
+      return -EAFNOSUPPORT;
+  }
+}
+
 int PeerAddress(int fd, std::string* ip, int* port, int* family) {
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) return -errno;
-  char buf[INET6_ADDRSTRLEN];
-  if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-    *port = ntohs(a->sin6_port);
-    *family = 6;
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-    *port = ntohs(a->sin_port);
-    *family = 4;
-  }
-  *ip = buf;
-  return 0;
+  return AddressText(reinterpret_cast<sockaddr*>(&ss), len, ip, port, family);
 }
 
 namespace {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the conformance suite over AddressSanitizer builds of the Linux backends.
+# Run the conformance suites (stream and datagram) over AddressSanitizer builds of the
+# Linux backends.
 # The addons are built in a scratch copy so the tree's normal builds stay untouched.
 #   bash packages/core/scripts/asan-conformance.sh [backend ...]   (default: epoll select poll iouring)
 # ASan's quarantine keeps freed memory, so the memory-growth test is run with it off.
@@ -19,11 +20,12 @@ for b in "${backends[@]}"; do
     node "$root/node_modules/node-gyp/bin/node-gyp.js" rebuild ${nodedir:+--nodedir="$nodedir"} -j max >/dev/null)
 done
 cat > "$work/conformance.js" <<JS
-const { runConformance } = require('$root/packages/conformance/dist/src/suite');
+const { runConformance, runDatagramConformance } = require('$root/packages/conformance/dist/src/suite');
 for (const b of '${backends[*]}'.split(' ')) {
   const path = '$work/backend-' + b + '/build/Release/logcaster_' + b + '.node';
   const mod = require(path);
   runConformance(b + ' (ASan)', () => mod, 'require(' + JSON.stringify(path) + ')');
+  runDatagramConformance(b + ' (ASan)', () => mod);
 }
 JS
 cd "$work"

@@ -29,3 +29,10 @@ export function errnoError(errno: number, syscall: string, where?: string): Reac
   const code = errnoCode(errno);
   return reactorError(`${syscall} ${code}${where ? ` ${where}` : ''}`, code, errno, syscall);
 }
+
+/** An error thrown by the native engine (an Error with `errno`) as a Node-style error
+ *  (`code`, `errno`, `syscall`); anything else unchanged. */
+export function nativeError(e: unknown, syscall: string): unknown {
+  const errno = (e as { errno?: number }).errno;
+  return errno ? reactorError((e as Error).message, errnoCode(errno), errno, syscall) : e;
+}

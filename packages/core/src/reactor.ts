@@ -4,7 +4,9 @@ import { lookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { constants } from 'node:os';
 
-import { errnoCode, errnoError, reactorError } from './errors';
+import { familyName } from './address';
+import { DatagramSocketImpl } from './datagram';
+import { errnoCode, errnoError, nativeError, reactorError } from './errors';
 import { loadBackend } from './loader';
 import {
   EVENT_HEADER,
@@ -14,7 +16,9 @@ import {
   EV_DRAIN,
   EV_END,
   EV_LISTEN_ERROR,
+  EV_MESSAGE,
   EV_OPEN,
+  EV_SOCKET_ERROR,
   EV_TIMEOUT,
   PHASE_CONNECT,
   PHASE_READ,
@@ -23,33 +27,69 @@ import {
   SLOT_MASK,
 } from './native-events';
 import type {
+  AddressFamily,
   BackendModule,
   BackendName,
   ConnectOptions,
   Connection,
+  DatagramHandler,
+  DatagramSocket,
   Handler,
   ListenOptions,
   Listener,
+  NativeDatagramOptions,
   NativeEngine,
   Reactor,
   ReactorOptions,
   ReactorStats,
   Timer,
+  UdpOptions,
+  UnixConnectOptions,
+  UnixDatagramOptions,
+  UnixListenOptions,
 } from './types';
 
 const { EPIPE, ERANGE } = constants.errno;
 const DEFAULT_READ_BUFFER = 1024 * 1024;
 const DEFAULT_MAX_EVENTS = 8192;
-/** The engine refuses a smaller event buffer (core/native/addon.cc): a harvest keeps
- *  slack for the records one read or close adds. */
-const MIN_MAX_EVENTS = 64;
 
 function normaliseHost(host: string | undefined): string {
   if (host === undefined || host === 'localhost') return '127.0.0.1';
   return host;
 }
 
+function checkPath(path: unknown, what: string): string {
+  if (typeof path !== 'string' || path.length === 0) throw reactorError(`${what}: path must be a non-empty string`, 'ERR_INVALID_ARG_VALUE');
+  return path;
+}
+
+/** File mode for a Unix socket; -1 = leave what the umask gives. */
+function checkMode(mode: number | undefined, what: string): number {
+  if (mode === undefined) return -1;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new RangeError(`${what}: mode must be 0..0o7777, got ${mode}`);
+  return mode;
+}
+
+const MAX_DATAGRAM = 65536;
+
+function datagramLimits(
+  o: { recvBufferSize?: number; sendBufferSize?: number; maxMessageSize?: number },
+  what: string,
+): Pick<NativeDatagramOptions, 'recvBufferSize' | 'sendBufferSize' | 'maxMessageSize'> {
+  const size = (v: number | undefined, name: string, max: number): number | undefined => {
+    if (v === undefined) return undefined;
+    if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`${what}: ${name} must be 1..${max}, got ${v}`);
+    return v;
+  };
+  return {
+    recvBufferSize: size(o.recvBufferSize, 'recvBufferSize', 2 ** 31 - 1),
+    sendBufferSize: size(o.sendBufferSize, 'sendBufferSize', 2 ** 31 - 1),
+    maxMessageSize: size(o.maxMessageSize, 'maxMessageSize', MAX_DATAGRAM),
+  };
+}
+
 class ConnectionImpl implements Connection {
+  readonly kind = 'stream';
   context: unknown = undefined;
   /** No more I/O: set by destroy() at once, or by the engine's CLOSE. Events already
    *  harvested for this connection in the current batch are then dropped. */
@@ -83,11 +123,12 @@ class ConnectionImpl implements Connection {
     return this.address()?.[0];
   }
   get remotePort(): number | undefined {
-    return this.address()?.[1];
-  }
-  get remoteFamily(): 'IPv4' | 'IPv6' | undefined {
     const a = this.address();
-    return a ? (a[2] === 6 ? 'IPv6' : 'IPv4') : undefined;
+    return a && this.remoteFamily !== 'unix' ? a[1] : undefined;
+  }
+  get remoteFamily(): AddressFamily | undefined {
+    const a = this.address();
+    return a ? familyName(a[2]) : undefined;
   }
   get writable(): boolean {
     return !this.closed && !this.ended;
@@ -173,6 +214,7 @@ class ListenerImpl implements Listener {
     readonly host: string,
     readonly port: number,
     readonly handler: Handler,
+    readonly path: string | undefined = undefined,
   ) {}
   close(): void {
     if (this.closed) return;
@@ -196,11 +238,12 @@ class ReactorImpl implements Reactor {
   engine: NativeEngine;
   private readonly events: Int32Array;
   private readonly arena: Buffer;
-  private readonly conns: (ConnectionImpl | undefined)[] = [];
+  /** Connections and datagram sockets by engine slot (they share the id space). */
+  private readonly conns: (ConnectionImpl | DatagramSocketImpl | undefined)[] = [];
   private readonly listeners = new Map<number, ListenerImpl>();
   private readonly timers = new Set<TimerImpl>();
   private readonly allowHalfOpen: boolean;
-  private readonly onError: ((err: unknown, conn: Connection | undefined) => void) | undefined;
+  private readonly onError: ((err: unknown, conn: Connection | DatagramSocket | undefined) => void) | undefined;
   private dispatching = false;
   private flushQueued = false;
   private closing: Promise<void> | undefined;
@@ -214,9 +257,6 @@ class ReactorImpl implements Reactor {
     this.allowHalfOpen = options.allowHalfOpen ?? false;
     this.onError = options.onError;
     const maxEvents = options.maxEventsPerBatch ?? DEFAULT_MAX_EVENTS;
-    if (!Number.isInteger(maxEvents) || maxEvents < MIN_MAX_EVENTS) {
-      throw new RangeError(`maxEventsPerBatch must be an integer of at least ${MIN_MAX_EVENTS}, got ${maxEvents}`);
-    }
     this.events = new Int32Array(EVENT_HEADER + EVENT_INTS * maxEvents);
     // Own (unpooled) memory: the engine keeps a pointer into it for its lifetime.
     this.arena = Buffer.allocUnsafeSlow(options.readBufferSize ?? DEFAULT_READ_BUFFER);
@@ -239,7 +279,7 @@ class ReactorImpl implements Reactor {
         const base = EVENT_HEADER + i * EVENT_INTS;
         const kind = ev[base];
         const id = ev[base + 1];
-        let conn: ConnectionImpl | undefined;
+        let conn: ConnectionImpl | DatagramSocketImpl | undefined;
         if (kind !== EV_LISTEN_ERROR) {
           conn = conns[id & SLOT_MASK];
           if (kind !== EV_OPEN && (conn === undefined || conn.id !== id)) continue;
@@ -247,7 +287,10 @@ class ReactorImpl implements Reactor {
         try {
           switch (kind) {
             case EV_DATA:
-              if (!conn!.closed) conn!.handler.onData?.(conn!, this.arena.subarray(ev[base + 2], ev[base + 2] + ev[base + 3]));
+              if (!conn!.closed && conn!.kind === 'stream') conn!.handler.onData?.(conn!, this.arena.subarray(ev[base + 2], ev[base + 2] + ev[base + 3]));
+              break;
+            case EV_MESSAGE:
+              if (!conn!.closed && conn!.kind === 'datagram') conn!.onMessageRecord(this.arena, ev[base + 2], ev[base + 3]);
               break;
             case EV_OPEN:
               // Bound before the handler runs, so an exception in onOpen closes this
@@ -259,19 +302,26 @@ class ReactorImpl implements Reactor {
               }
               break;
             case EV_DRAIN:
-              if (!conn!.closed) conn!.handler.onDrain?.(conn!);
+              if (!conn!.closed) {
+                if (conn!.kind === 'stream') conn!.handler.onDrain?.(conn!);
+                else conn!.handler.onDrain?.(conn!);
+              }
               break;
             case EV_END:
-              if (!conn!.closed) {
+              if (!conn!.closed && conn!.kind === 'stream') {
                 conn!.handler.onEnd?.(conn!);
                 if (!(conn!.handler.allowHalfOpen ?? this.allowHalfOpen) && !conn!.closed) conn!.end();
               }
               break;
             case EV_TIMEOUT:
-              if (!conn!.closed) conn!.handler.onTimeout?.(conn!);
+              if (!conn!.closed && conn!.kind === 'stream') conn!.handler.onTimeout?.(conn!);
               break;
             case EV_CLOSE:
-              this.onClose(conn!, ev[base + 2], ev[base + 3]);
+              if (conn!.kind === 'stream') this.onClose(conn!, ev[base + 2], ev[base + 3]);
+              else this.onSocketClose(conn!);
+              break;
+            case EV_SOCKET_ERROR:
+              if (!conn!.closed && conn!.kind === 'datagram') conn!.onErrorEvent(ev[base + 2], ev[base + 3]);
               break;
             case EV_LISTEN_ERROR:
               this.onListenError(id, ev[base + 2]);
@@ -283,7 +333,9 @@ class ReactorImpl implements Reactor {
           } else if (firstError === undefined) {
             firstError = err;
           }
-          if (conn && !conn.closed) conn.destroy(err instanceof Error ? err : new Error(String(err)));
+          // A connection is one client: it goes. A datagram socket serves every sender,
+          // so one failing message must not take it down.
+          if (conn && !conn.closed && conn.kind === 'stream') conn.destroy(err instanceof Error ? err : new Error(String(err)));
         }
       }
     } finally {
@@ -301,8 +353,9 @@ class ReactorImpl implements Reactor {
   private openConnection(id: number, listenerId: number, watchErrno: number): ConnectionImpl | undefined {
     let conn: ConnectionImpl | undefined;
     if (listenerId < 0) {
-      conn = this.conns[id & SLOT_MASK];
-      if (!conn || conn.id !== id || conn.closed) return undefined;
+      const e = this.conns[id & SLOT_MASK];
+      if (!e || e.kind !== 'stream' || e.id !== id || e.closed) return undefined;
+      conn = e;
     } else {
       const listener = this.listeners.get(listenerId);
       if (!listener) {
@@ -347,6 +400,12 @@ class ReactorImpl implements Reactor {
     }
   }
 
+  private onSocketClose(sock: DatagramSocketImpl): void {
+    if (sock.finished) return;
+    this.conns[sock.id & SLOT_MASK] = undefined;
+    sock.onCloseEvent();
+  }
+
   private onListenError(listenerId: number, errno: number): void {
     const listener = this.listeners.get(listenerId);
     const err = errnoError(errno, 'accept', listener ? `${listener.host}:${listener.port}` : undefined);
@@ -382,8 +441,9 @@ class ReactorImpl implements Reactor {
 
   // ---- public API ----
 
-  listen(options: ListenOptions, handler: Handler): Listener {
+  listen(options: ListenOptions | UnixListenOptions, handler: Handler): Listener {
     this.assertOpen();
+    if ('path' in options) return this.listenUnix(options, handler);
     const host = normaliseHost(options.host);
     if (!isIP(host)) throw reactorError(`listen: host must be an IP address or 'localhost', got '${host}'`, 'ERR_INVALID_ARG_VALUE');
     const port = options.port;
@@ -392,16 +452,35 @@ class ReactorImpl implements Reactor {
     try {
       result = this.engine.listen(host, port, options.backlog ?? 0, options.ipv6Only ?? false);
     } catch (e) {
-      const errno = (e as { errno?: number }).errno;
-      throw errno ? reactorError((e as Error).message, errnoCode(errno), errno, 'listen') : e;
+      throw nativeError(e, 'listen');
     }
     const listener = new ListenerImpl(this, result[0], host, result[1], handler);
     this.listeners.set(result[0], listener);
     return listener;
   }
 
-  connect(options: ConnectOptions, handler: Handler): Connection {
+  private listenUnix(options: UnixListenOptions, handler: Handler): Listener {
+    const path = checkPath(options.path, 'listen');
+    let id: number;
+    try {
+      id = this.engine.listenUnix(path, checkMode(options.mode, 'listen'), options.backlog ?? 0);
+    } catch (e) {
+      throw nativeError(e, 'listen');
+    }
+    const listener = new ListenerImpl(this, id, '', 0, handler, path);
+    this.listeners.set(id, listener);
+    return listener;
+  }
+
+  connect(options: ConnectOptions | UnixConnectOptions, handler: Handler): Connection {
     this.assertOpen();
+    if ('path' in options) {
+      const path = checkPath(options.path, 'connect');
+      const conn = new ConnectionImpl(this, 0, handler, true, path);
+      this.liveConns++;
+      this.startOutbound(conn, () => this.engine.connectUnix(path), path);
+      return conn;
+    }
     const host = normaliseHost(options.host);
     const port = options.port;
     if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new RangeError(`connect: port must be 1..65535, got ${port}`);
@@ -422,13 +501,55 @@ class ReactorImpl implements Reactor {
     return conn;
   }
 
-  private startConnect(conn: ConnectionImpl, ip: string, port: number): void {
+  bindUdp(options: UdpOptions, handler: DatagramHandler): DatagramSocket {
+    this.assertOpen();
+    const host = normaliseHost(options.host);
+    if (!isIP(host)) throw reactorError(`bindUdp: host must be an IP address or 'localhost', got '${host}'`, 'ERR_INVALID_ARG_VALUE');
+    const port = options.port ?? 0;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bindUdp: port must be 0..65535, got ${port}`);
+    const native: NativeDatagramOptions = { unix: false, host, port, ipv6Only: options.ipv6Only, reusePort: options.reusePort, ...datagramLimits(options, 'bindUdp') };
+    if (options.connect) {
+      const to = normaliseHost(options.connect.host);
+      if (!isIP(to)) throw reactorError(`bindUdp: connect.host must be an IP address, got '${to}'`, 'ERR_INVALID_ARG_VALUE');
+      const cport = options.connect.port;
+      if (!Number.isInteger(cport) || cport <= 0 || cport > 65535) throw new RangeError(`bindUdp: connect.port must be 1..65535, got ${cport}`);
+      native.connectHost = to;
+      native.connectPort = cport;
+    }
+    return this.bindDatagram(native, handler, false, options.connect !== undefined, 'bind');
+  }
+
+  bindUnixDgram(options: UnixDatagramOptions, handler: DatagramHandler): DatagramSocket {
+    this.assertOpen();
+    const native: NativeDatagramOptions = { unix: true, mode: checkMode(options.mode, 'bindUnixDgram'), ...datagramLimits(options, 'bindUnixDgram') };
+    if (options.path !== undefined) native.path = checkPath(options.path, 'bindUnixDgram');
+    if (options.connect) native.connectPath = checkPath(options.connect.path, 'bindUnixDgram');
+    return this.bindDatagram(native, handler, true, options.connect !== undefined, 'bind');
+  }
+
+  private bindDatagram(native: NativeDatagramOptions, handler: DatagramHandler, unix: boolean, connected: boolean, syscall: string): DatagramSocket {
     let id: number;
     try {
-      id = this.engine.connect(ip, port);
+      id = this.engine.bindDatagram(native)[0];
+    } catch (e) {
+      throw nativeError(e, syscall);
+    }
+    const sock = new DatagramSocketImpl(this, id, handler, unix, connected);
+    this.conns[id & SLOT_MASK] = sock;
+    return sock;
+  }
+
+  private startConnect(conn: ConnectionImpl, ip: string, port: number): void {
+    this.startOutbound(conn, () => this.engine.connect(ip, port), `${ip}:${port}`);
+  }
+
+  private startOutbound(conn: ConnectionImpl, open: () => number, target: string): void {
+    let id: number;
+    try {
+      id = open();
     } catch (e) {
       const errno = (e as { errno?: number }).errno ?? 0;
-      conn.destroy(errno ? errnoError(errno, 'connect', `${ip}:${port}`) : (e as Error));
+      conn.destroy(errno ? errnoError(errno, 'connect', target) : (e as Error));
       return;
     }
     conn.id = id;
@@ -469,7 +590,9 @@ class ReactorImpl implements Reactor {
   }
 
   stats(): ReactorStats {
-    const s = this.closed ? { connections: 0, listeners: 0, accepted: 0, closed: 0, bytesRead: 0, bytesWritten: 0, turns: 0, dispatches: 0, acceptPauses: 0, driver: {} } : this.engine.stats();
+    const s = this.closed
+      ? { connections: 0, listeners: 0, accepted: 0, closed: 0, bytesRead: 0, bytesWritten: 0, turns: 0, dispatches: 0, acceptPauses: 0, datagrams: { received: 0, truncated: 0, dropped: 0, sent: 0, sendErrors: 0 }, driver: {} }
+      : this.engine.stats();
     return { backend: this.backend, ...s };
   }
 
@@ -482,6 +605,7 @@ class ReactorImpl implements Reactor {
     this.closing = new Promise<void>((resolve) => {
       for (const t of [...this.timers]) t.cancel();
       this.listeners.clear();
+      for (const e of this.conns) if (e?.kind === 'datagram') e.rememberStats();
       // Destroys every connection; their CLOSE events are delivered right here (or,
       // when close() is called from a handler, later in the current batch).
       this.engine.shutdown();

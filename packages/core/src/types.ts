@@ -32,12 +32,18 @@ export interface Handler {
   readonly allowHalfOpen?: boolean;
 }
 
+/** 'unix': a Unix domain socket (its address is a path, "" when unnamed). */
+export type AddressFamily = 'IPv4' | 'IPv6' | 'unix';
+
 export interface Connection {
   /** Engine id (slot and generation); unique among live connections. */
   readonly id: number;
+  /** The peer's IP address, or for a Unix socket its path ("" when the peer is unnamed,
+   *  as clients usually are). */
   readonly remoteAddress: string | undefined;
+  /** undefined for Unix sockets. */
   readonly remotePort: number | undefined;
-  readonly remoteFamily: 'IPv4' | 'IPv6' | undefined;
+  readonly remoteFamily: AddressFamily | undefined;
   /** Set when the backend accepted the connection but cannot watch it (e.g. select and
    *  an fd >= FD_SETSIZE). onOpen may still write a short reply; the reactor then
    *  closes the connection with this error. */
@@ -73,15 +79,133 @@ export interface ListenOptions {
   ipv6Only?: boolean;
 }
 
+/** A Unix stream socket. A socket file left by a process that is gone is replaced;
+ *  one a running process accepts on is refused (EADDRINUSE), as is a path that is not
+ *  a socket. The file is removed when the listener closes. */
+export interface UnixListenOptions {
+  /** File path, or on Linux an abstract name: a leading '\0' (no file). */
+  path: string;
+  /** Permissions of the socket file, e.g. 0o660. Default: what the umask gives. */
+  mode?: number;
+  backlog?: number;
+}
+
 export interface Listener {
+  /** '' for a Unix listener. */
   readonly host: string;
+  /** 0 for a Unix listener. */
   readonly port: number;
+  /** The Unix socket path; undefined for TCP. */
+  readonly path: string | undefined;
   close(): void;
 }
 
 export interface ConnectOptions {
   host?: string;
   port: number;
+}
+
+export interface UnixConnectOptions {
+  path: string;
+}
+
+/** Who sent a datagram. Immutable; consecutive datagrams from one sender share the
+ *  object. */
+export interface RemoteInfo {
+  /** IP address, or the sender's socket path ("" for an unnamed Unix sender). */
+  readonly address: string;
+  /** 0 for Unix senders. */
+  readonly port: number;
+  readonly family: AddressFamily;
+}
+
+/** Callbacks of a datagram socket (UDP or Unix datagram). */
+export interface DatagramHandler {
+  /** One datagram. `data` is a view into the loop-wide read buffer, valid only during
+   *  this call — copy what you keep. `truncated`: it was longer than the socket's
+   *  maxMessageSize and `data` holds its first part. */
+  onMessage?(socket: DatagramSocket, data: Buffer, remote: RemoteInfo, truncated: boolean): void;
+  /** A send returned false earlier and the queue has now emptied. */
+  onDrain?(socket: DatagramSocket): void;
+  /** An error the kernel reported for this socket (an ICMP port unreachable on a
+   *  connected socket, a datagram it refused to send: EMSGSIZE, ENETUNREACH...). The
+   *  socket stays open. */
+  onError?(socket: DatagramSocket, err: Error): void;
+  /** Exactly once, after close() or reactor.close(). */
+  onClose?(socket: DatagramSocket): void;
+}
+
+interface DatagramCommonOptions {
+  /** SO_RCVBUF in bytes (the kernel caps it at net.core.rmem_max). Default: the system's. */
+  recvBufferSize?: number;
+  /** SO_SNDBUF in bytes. Default: the system's. */
+  sendBufferSize?: number;
+  /** Longest datagram delivered whole (1..65536, default 65536); longer ones arrive cut
+   *  and flagged truncated. */
+  maxMessageSize?: number;
+}
+
+export interface UdpOptions extends DatagramCommonOptions {
+  /** IP address or 'localhost'. Default '127.0.0.1'; '0.0.0.0' / '::' for every interface. */
+  host?: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** An IPv6 socket takes IPv4 traffic too unless this is set. */
+  ipv6Only?: boolean;
+  /** SO_REUSEPORT: several sockets (processes, workers) share the port. */
+  reusePort?: boolean;
+  /** Connected UDP: only this peer's datagrams arrive, send(data) needs no address,
+   *  and ICMP errors are reported (onError). */
+  connect?: { host: string; port: number };
+}
+
+export interface UnixDatagramOptions extends DatagramCommonOptions {
+  /** Where to bind (a file path, or on Linux '\0name'); omitted: an unnamed socket
+   *  that can only send. A stale socket file is replaced, a live one refused. */
+  path?: string;
+  /** Permissions of the socket file, e.g. 0o666 for a /dev/log-style socket. */
+  mode?: number;
+  connect?: { path: string };
+}
+
+export interface DatagramStats {
+  /** Datagrams delivered to onMessage. */
+  received: number;
+  /** ... of them cut to maxMessageSize. */
+  truncated: number;
+  /** Datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL;
+   *  0 where the system does not count them). */
+  dropped: number;
+  /** Datagrams the kernel took for sending. */
+  sent: number;
+  /** Datagrams the kernel refused to send (each reported to onError). */
+  sendErrors: number;
+}
+
+export interface DatagramSocket {
+  /** Engine id; shares the id space with connections. */
+  readonly id: number;
+  /** Local address: the IP address, or the socket path ("" when unnamed). */
+  readonly address: string;
+  /** Local port (0 for Unix sockets). */
+  readonly port: number;
+  readonly family: AddressFamily;
+  readonly closed: boolean;
+  /** Bytes queued for sending, not yet taken by the kernel. */
+  readonly bufferedAmount: number;
+  /** Free slot for the handler's per-socket state. */
+  context: unknown;
+  /** Send one datagram: UDP `send(data, port, host)` (host defaults to the loopback
+   *  address of the socket's family), Unix `send(data, path)`, a connected socket
+   *  `send(data)`. Sends made inside a handler leave together after the batch (one
+   *  sendmmsg). Returns false when the queue is at or above the high-water mark: wait
+   *  for onDrain. Errors the kernel reports later go to onError. */
+  send(data: Uint8Array | string, portOrPath?: number | string, host?: string): boolean;
+  pause(): void;
+  resume(): void;
+  stats(): DatagramStats;
+  /** Close now; datagrams the kernel takes at once still leave. onClose follows. */
+  close(): void;
 }
 
 export interface Timer {
@@ -99,6 +223,8 @@ export interface ReactorStats {
   turns: number;
   dispatches: number;
   acceptPauses: number;
+  /** Every datagram socket's counters, summed. */
+  datagrams: DatagramStats;
   /** Mechanism-specific counters (io_uring: receive-buffer pool state); {} when none. */
   driver: Record<string, number>;
 }
@@ -106,8 +232,14 @@ export interface ReactorStats {
 export interface Reactor {
   /** The backend actually in use ('epoll', ...). */
   readonly backend: BackendName;
-  listen(options: ListenOptions, handler: Handler): Listener;
-  connect(options: ConnectOptions, handler: Handler): Connection;
+  /** A TCP listener, or a Unix stream listener (`{ path }`): the same Connection and
+   *  Handler either way. */
+  listen(options: ListenOptions | UnixListenOptions, handler: Handler): Listener;
+  connect(options: ConnectOptions | UnixConnectOptions, handler: Handler): Connection;
+  /** A UDP socket (IPv4 or IPv6). */
+  bindUdp(options: UdpOptions, handler: DatagramHandler): DatagramSocket;
+  /** A Unix datagram socket (what `logger -u` and /dev/log speak). */
+  bindUnixDgram(options: UnixDatagramOptions, handler: DatagramHandler): DatagramSocket;
   /** A timer owned by the reactor: cancelled by close(). */
   setTimer(ms: number, fn: () => void, options?: { repeat?: boolean }): Timer;
   /** Let the process exit while the reactor is still open (like server.unref()). */
@@ -134,12 +266,12 @@ export interface ReactorOptions {
   sqpoll?: boolean;
   /** Size of the loop-wide read buffer shared by all connections. Default 1 MiB. */
   readBufferSize?: number;
-  /** Events handed to JS per batch at most. Default 8192, at least 64. */
+  /** Events handed to JS per batch at most. Default 8192. */
   maxEventsPerBatch?: number;
   /** Keep a connection open after the peer half-closes until the handler ends it. */
   allowHalfOpen?: boolean;
   /** Errors thrown by handlers. Default: rethrown after the batch (an uncaught exception). */
-  onError?: (err: unknown, conn: Connection | undefined) => void;
+  onError?: (err: unknown, conn: Connection | DatagramSocket | undefined) => void;
 }
 
 // ---- The contract backend packages implement (native addon exports) ----
@@ -156,12 +288,36 @@ export interface NativeEngineOptions {
   sqpoll?: boolean;
 }
 
+export interface NativeDatagramOptions {
+  unix: boolean;
+  host?: string;
+  port?: number;
+  ipv6Only?: boolean;
+  reusePort?: boolean;
+  connectHost?: string;
+  connectPort?: number;
+  path?: string;
+  mode?: number;
+  connectPath?: string;
+  recvBufferSize?: number;
+  sendBufferSize?: number;
+  maxMessageSize?: number;
+}
+
 /** One native reactor instance (see core/native/addon.cc). Ids are connection ids;
  *  negative numbers returned are -errno. */
 export interface NativeEngine {
   listen(host: string, port: number, backlog: number, ipv6Only: boolean): [number, number];
   closeListener(listenerId: number): number;
   connect(ip: string, port: number): number;
+  listenUnix(path: string, mode: number, backlog: number): number;
+  connectUnix(path: string): number;
+  bindDatagram(options: NativeDatagramOptions): [number, number];
+  /** 1 below the high-water mark, 0 at or above it. host '' on a connected socket. */
+  sendDatagram(id: number, data: Uint8Array, port: number, host: string): number;
+  sendDatagramTo(id: number, data: Uint8Array, path: string): number;
+  datagramStats(id: number): DatagramStats | null;
+  localAddress(id: number): [string, number, number] | null;
   write(id: number, data: Uint8Array): number;
   end(id: number): number;
   destroy(id: number): number;
