@@ -231,12 +231,22 @@ export class LogCaster extends EventEmitter {
       if (o.dataDir !== undefined) {
         dataDir = path.resolve(o.dataDir);
         this.journal = Journal.open({ dir: dataDir, rotateSize: o.rotateSize, maxFiles: o.maxFiles, fsync: o.fsync, fsyncIntervalMs: o.fsyncIntervalMs });
+        const journal = this.journal;
         const peers = this.store.peers;
-        const r = this.journal.replay(o.capacity, (t, peer, line) => {
+        // Number what is reloaded so that the store continues the journal's sequence.
+        const next = journal.lastSeq + 1;
+        this.store.startAt(next - Math.min(o.capacity, journal.retainedLines));
+        const r = journal.replay(o.capacity, (t, peer, line) => {
           this.store.append(line, 0, line.length, t, peers.intern(peer));
         });
+        if (this.store.nextSeq !== next) {
+          // damage found while reloading: keep the numbering, not the partial reload
+          this.store.clear();
+          this.store.startAt(next);
+        }
         this.reloaded = r.loaded;
         this.tornSkipped = r.tornSkipped;
+        this.store.setRecorder((range) => journal.write(range, peers.names));
       }
       this.engine = new QueryEngine(this.store, { regexTimeoutMs: o.regexTimeoutMs });
       this.ingest = new IngestPort(
@@ -396,6 +406,7 @@ export class LogCaster extends EventEmitter {
     for (const c of ingest.conns) c.conn.pause();
     ingest.finishAll();
     if (this.journal) {
+      this.store.cut();
       this.journal.flush();
       // With acks after fsync: wait (bounded) until every stored line is durable and acked.
       const ackDeadline = Date.now() + 5000;

@@ -209,10 +209,8 @@ export class IngestPort implements Handler {
     }
     const seq = this.store.append(buf, start, end, this.now, c.peerId, tail);
     this.counters.linesReceived++;
-    if (this.journal) {
-      const bytes = tail ? this.store.line(seq) : buf.subarray(start, end);
-      c.lastJournalSeq = this.journal.append(this.now, c.peerName, bytes);
-    }
+    // The store hands its blocks to the journal; the sequence numbers are the same.
+    if (this.journal) c.lastJournalSeq = seq;
     if (this.onLine) {
       try {
         this.onLine({ seq, timeMs: this.now, peer: c.peerName, line: Buffer.from(this.store.line(seq)) });

@@ -17,9 +17,9 @@ const TABLE: Uint32Array = (() => {
   return t;
 })();
 
-/** Table-driven CRC-32 of bytes[start, end). */
-export function crc32Table(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  let c = 0xffffffff;
+/** Table-driven CRC-32 of bytes[start, end), continuing from `value` (a CRC so far). */
+export function crc32Table(bytes: Uint8Array, start = 0, end = bytes.length, value = 0): number {
+  let c = (value ^ 0xffffffff) >>> 0;
   for (let i = start; i < end; i++) c = TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
@@ -33,12 +33,13 @@ const nativeCrc: NativeCrc | undefined =
 /** Below this many bytes the JS loop beats the cost of a subarray + native call. */
 const NATIVE_MIN = 64;
 
-/** CRC-32 of bytes[start, end), native when available and worthwhile. */
-export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
+/** CRC-32 of bytes[start, end), continuing from `value` (the CRC of what precedes);
+ *  native when available and worthwhile. */
+export function crc32(bytes: Uint8Array, start = 0, end = bytes.length, value = 0): number {
   if (nativeCrc !== undefined && end - start >= NATIVE_MIN) {
-    return nativeCrc(bytes.subarray(start, end)) >>> 0;
+    return nativeCrc(bytes.subarray(start, end), value) >>> 0;
   }
-  return crc32Table(bytes, start, end);
+  return crc32Table(bytes, start, end, value);
 }
 
 export const hasNativeCrc32 = nativeCrc !== undefined;

@@ -1,29 +1,40 @@
 /**
- * On-disk format of the LogCaster journal (see packages/logcaster-server/JOURNAL.md).
+ * On-disk format of the LogCaster journal, version 2 (see packages/logcaster-server/JOURNAL.md).
+ * The record layout is defined here and nowhere else. All integers little-endian.
  *
- * Segment file = 40-byte header, then records back to back. All integers little-endian.
- *
- * Header:  0 magic "LCJOURNL" (8) | 8 version u16 (=1) | 10 header length u16 (=40)
+ * Segment file = 40-byte header, then records back to back.
+ * Header:  0 magic "LCJOURNL" (8) | 8 version u16 (=2) | 10 header length u16 (=40)
  *          12 flags u32 (=0) | 16 segment number u64 | 24 first sequence u64
  *          32 reserved u32 (=0) | 36 CRC-32 of bytes 0..35
- * Record:  0 marker u32 (bytes 1E 4C 43 52, "\x1eLCR") | 4 CRC-32 of bytes 8..end
- *          8 body length u32 (bytes after offset 12) | 12 sequence u64 | 20 receive time ms f64
- *          28 peer length u16 | 30 peer (UTF-8) | 30+peerLen line bytes (to the end)
+ *
+ * Record = one block of lines (store/block.ts):
+ *   0 marker u32 (bytes 1E 4C 43 42, "\x1eLCB")  4 CRC-32 of bytes 8..end
+ *   8 body length u32 (bytes after offset 12)     12 first sequence u64
+ *  20 line count u32    24 run count u32    28 peer count u32    32 data length u32
+ *  36 flags u32 (bit 0: line ends follow)    40 min time f64    48 max time f64
+ *  56 runs: run count × { data offset u32, lines u32, time f64, peer index u32 }
+ *     peers: peer count × { length u16, UTF-8 bytes }
+ *     line ends (flag bit 0): line count × u32, end offset of each line in the data
+ *     data: the lines, each followed by '\n'
  */
 import { crc32 } from './crc32';
+import type { BlockView, Runs } from '../store/block';
 
 export const FILE_MAGIC = Buffer.from('LCJOURNL', 'latin1');
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Version 1 stored one record per line; it is migrated at open (migrate.ts). */
+export const LEGACY_VERSION = 1;
 export const HEADER_SIZE = 40;
-export const RECORD_MARKER = 0x52434c1e; // bytes 1E 4C 43 52 when written little-endian
-export const RECORD_MARKER_BYTES = Buffer.from([0x1e, 0x4c, 0x43, 0x52]);
+export const RECORD_MARKER = 0x42434c1e; // bytes 1E 4C 43 42 when written little-endian
+export const RECORD_MARKER_BYTES = Buffer.from([0x1e, 0x4c, 0x43, 0x42]);
 /** marker + crc + length */
 export const RECORD_PREFIX = 12;
-/** seq + time + peer length */
-export const BODY_FIXED = 18;
-export const MIN_RECORD = RECORD_PREFIX + BODY_FIXED;
-/** Upper bound on a record body; larger length fields are treated as corruption. */
-export const MAX_BODY = 64 * 1024 * 1024;
+/** Bytes before the runs. */
+export const RECORD_FIXED = 56;
+export const RUN_SIZE = 20;
+export const FLAG_LINE_ENDS = 1;
+/** Upper bound on a record body; larger length fields are treated as damage. */
+export const MAX_BODY = 1024 * 1024 * 1024;
 export const MAX_PEER = 0xffff;
 
 const TWO32 = 0x100000000;
@@ -43,10 +54,10 @@ export interface SegmentHeader {
   firstSeq: number;
 }
 
-export function encodeHeader(segmentNo: number, firstSeq: number): Buffer {
+export function encodeHeader(segmentNo: number, firstSeq: number, version = FORMAT_VERSION): Buffer {
   const h = Buffer.alloc(HEADER_SIZE);
   FILE_MAGIC.copy(h, 0);
-  h.writeUInt16LE(FORMAT_VERSION, 8);
+  h.writeUInt16LE(version, 8);
   h.writeUInt16LE(HEADER_SIZE, 10);
   h.writeUInt32LE(0, 12);
   writeU64(h, segmentNo, 16);
@@ -56,101 +67,179 @@ export function encodeHeader(segmentNo: number, firstSeq: number): Buffer {
   return h;
 }
 
-/** Returns the parsed header, or null when the bytes are not a valid version-1 header. */
-export function decodeHeader(buf: Buffer): SegmentHeader | null {
+/** The header of any version (check `version`), or null when the bytes are not an
+ *  intact LogCaster segment header. */
+export function decodeAnyHeader(buf: Buffer): SegmentHeader | null {
   if (buf.length < HEADER_SIZE) return null;
   if (buf.compare(FILE_MAGIC, 0, 8, 0, 8) !== 0) return null;
-  if (buf.readUInt16LE(8) !== FORMAT_VERSION || buf.readUInt16LE(10) !== HEADER_SIZE) return null;
+  if (buf.readUInt16LE(10) !== HEADER_SIZE) return null;
   if (crc32(buf, 0, 36) !== buf.readUInt32LE(36)) return null;
-  return { version: FORMAT_VERSION, segmentNo: readU64(buf, 16), firstSeq: readU64(buf, 24) };
+  return { version: buf.readUInt16LE(8), segmentNo: readU64(buf, 16), firstSeq: readU64(buf, 24) };
 }
 
-/**
- * Validates the record starting at `pos`; returns its total length, or -1 when there is no
- * complete, intact record there (bad marker, impossible length, truncated, CRC mismatch).
- */
+/** The header when it is an intact version-2 header, else null. */
+export function decodeHeader(buf: Buffer): SegmentHeader | null {
+  const h = decodeAnyHeader(buf);
+  return h !== null && h.version === FORMAT_VERSION ? h : null;
+}
+
+/** What a record describes besides its data bytes. Runs' peers index `peers`. */
+export interface RecordMeta {
+  firstSeq: number;
+  count: number;
+  runs: Runs;
+  peers: readonly string[];
+  lineEnds: Uint32Array | undefined;
+  dataLength: number;
+  minTime: number;
+  maxTime: number;
+}
+
+/** Bytes 0 .. start of data of a record, its CRC field left 0 (sealRecord fills it). */
+export function encodeRecordHead(m: RecordMeta): Buffer {
+  const runs = m.runs;
+  const nRuns = runs.off.length;
+  const peerBytes = m.peers.map((p) => {
+    const b = Buffer.from(p, 'utf8');
+    return b.length > MAX_PEER ? b.subarray(0, MAX_PEER) : b;
+  });
+  let size = RECORD_FIXED + nRuns * RUN_SIZE;
+  for (const p of peerBytes) size += 2 + p.length;
+  if (m.lineEnds) size += 4 * m.count;
+  const body = size - RECORD_PREFIX + m.dataLength;
+  if (body > MAX_BODY) throw new RangeError(`journal record of ${body} bytes exceeds the ${MAX_BODY}-byte limit`);
+  const h = Buffer.allocUnsafe(size);
+  h.writeUInt32LE(RECORD_MARKER, 0);
+  h.writeUInt32LE(0, 4);
+  h.writeUInt32LE(body, 8);
+  writeU64(h, m.firstSeq, 12);
+  h.writeUInt32LE(m.count, 20);
+  h.writeUInt32LE(nRuns, 24);
+  h.writeUInt32LE(peerBytes.length, 28);
+  h.writeUInt32LE(m.dataLength, 32);
+  h.writeUInt32LE(m.lineEnds ? FLAG_LINE_ENDS : 0, 36);
+  h.writeDoubleLE(m.minTime, 40);
+  h.writeDoubleLE(m.maxTime, 48);
+  let o = RECORD_FIXED;
+  for (let i = 0; i < nRuns; i++) {
+    h.writeUInt32LE(runs.off[i], o);
+    h.writeUInt32LE(runs.lines[i], o + 4);
+    h.writeDoubleLE(runs.time[i], o + 8);
+    h.writeUInt32LE(runs.peer[i], o + 16);
+    o += RUN_SIZE;
+  }
+  for (const p of peerBytes) {
+    h.writeUInt16LE(p.length, o);
+    p.copy(h, o + 2);
+    o += 2 + p.length;
+  }
+  if (m.lineEnds) {
+    for (let i = 0; i < m.count; i++) h.writeUInt32LE(m.lineEnds[i], o + 4 * i);
+  }
+  return h;
+}
+
+/** Fill in the CRC of a record made of `head` followed by `data`. */
+export function sealRecord(head: Buffer, data: Uint8Array): void {
+  const c = crc32Continue(crc32(head, 8, head.length), data);
+  head.writeUInt32LE(c, 4);
+}
+
+function crc32Continue(crc: number, data: Uint8Array): number {
+  return data.length === 0 ? crc : crc32(data, 0, data.length, crc);
+}
+
+export interface ParsedRecord {
+  /** Total bytes of the record. */
+  length: number;
+  block: BlockView;
+  minTime: number;
+  maxTime: number;
+}
+
+/** Length of the intact record at `pos` (marker, consistent lengths, CRC), or -1. */
 export function checkRecord(buf: Buffer, pos: number, end: number = buf.length): number {
-  if (pos + MIN_RECORD > end) return -1;
+  if (pos + RECORD_FIXED > end) return -1;
   if (buf.readUInt32LE(pos) !== RECORD_MARKER) return -1;
-  const bodyLen = buf.readUInt32LE(pos + 8);
-  if (bodyLen < BODY_FIXED || bodyLen > MAX_BODY) return -1;
-  const recEnd = pos + RECORD_PREFIX + bodyLen;
+  const body = buf.readUInt32LE(pos + 8);
+  if (body < RECORD_FIXED - RECORD_PREFIX || body > MAX_BODY) return -1;
+  const recEnd = pos + RECORD_PREFIX + body;
   if (recEnd > end) return -1;
-  if (BODY_FIXED + buf.readUInt16LE(pos + 28) > bodyLen) return -1;
   if (crc32(buf, pos + 8, recEnd) !== buf.readUInt32LE(pos + 4)) return -1;
-  return RECORD_PREFIX + bodyLen;
+  return RECORD_PREFIX + body;
 }
 
-export function recordSeq(buf: Buffer, pos: number): number {
+/** The record at `pos`, checked (CRC included); null when it is not intact or its
+ *  inner lengths do not add up. `data` is a view of `buf`. */
+export function parseRecord(buf: Buffer, pos: number, end: number = buf.length): ParsedRecord | null {
+  const length = checkRecord(buf, pos, end);
+  if (length < 0) return null;
+  return decodeRecord(buf, pos, length);
+}
+
+/** Decodes a record whose CRC was checked (or is trusted); null if malformed. */
+export function decodeRecord(buf: Buffer, pos: number, length: number): ParsedRecord | null {
+  const recEnd = pos + length;
+  const count = buf.readUInt32LE(pos + 20);
+  const nRuns = buf.readUInt32LE(pos + 24);
+  const nPeers = buf.readUInt32LE(pos + 28);
+  const dataLength = buf.readUInt32LE(pos + 32);
+  const flags = buf.readUInt32LE(pos + 36);
+  let o = pos + RECORD_FIXED;
+  if (o + nRuns * RUN_SIZE > recEnd || (nRuns === 0) !== (count === 0)) return null;
+  const runs: Runs = { off: new Uint32Array(nRuns), lines: new Uint32Array(nRuns), time: new Float64Array(nRuns), peer: new Uint32Array(nRuns) };
+  let lines = 0;
+  for (let i = 0; i < nRuns; i++) {
+    runs.off[i] = buf.readUInt32LE(o);
+    runs.lines[i] = buf.readUInt32LE(o + 4);
+    runs.time[i] = buf.readDoubleLE(o + 8);
+    runs.peer[i] = buf.readUInt32LE(o + 16);
+    if (runs.peer[i] >= nPeers || runs.off[i] > dataLength || (i > 0 && runs.off[i] < runs.off[i - 1])) return null;
+    lines += runs.lines[i];
+    o += RUN_SIZE;
+  }
+  if (lines !== count) return null;
+  const peers: string[] = [];
+  for (let i = 0; i < nPeers; i++) {
+    if (o + 2 > recEnd) return null;
+    const n = buf.readUInt16LE(o);
+    if (o + 2 + n > recEnd) return null;
+    peers.push(buf.toString('utf8', o + 2, o + 2 + n));
+    o += 2 + n;
+  }
+  let lineEnds: Uint32Array | undefined;
+  if (flags & FLAG_LINE_ENDS) {
+    if (o + 4 * count > recEnd) return null;
+    lineEnds = new Uint32Array(count);
+    for (let i = 0; i < count; i++) lineEnds[i] = buf.readUInt32LE(o + 4 * i);
+    o += 4 * count;
+  }
+  if (o + dataLength !== recEnd) return null;
+  if (dataLength > 0 && buf[recEnd - 1] !== 10) return null;
+  return {
+    length,
+    block: { data: buf.subarray(o, recEnd), firstSeq: readU64(buf, pos + 12), count, runs, peers, lineEnds },
+    minTime: buf.readDoubleLE(pos + 40),
+    maxTime: buf.readDoubleLE(pos + 48),
+  };
+}
+
+/** First sequence number of the record at `pos` (no checks). */
+export function recordFirstSeq(buf: Buffer, pos: number): number {
   return readU64(buf, pos + 12);
 }
 
-export interface ScanResult {
-  /** intact records found */
-  records: number;
-  /** offset just past the last intact record (HEADER_SIZE if none) */
-  goodEnd: number;
-  /** damaged regions skipped (each a run of bytes up to the next intact record or the end) */
-  corruptRegions: number;
-  corruptBytes: number;
-  /** true when the file ends in bytes that are not an intact record (a torn tail) */
-  tornTail: boolean;
-  firstSeq: number;
-  lastSeq: number;
-}
-
-/**
- * Walks the records of a segment image from `start`. Damaged bytes are skipped by resyncing
- * on the next record marker that begins an intact record with a higher sequence number.
- * `onRecord(pos, len)` is called for each intact record in file order.
- */
-export function scanSegment(
-  buf: Buffer,
-  start: number = HEADER_SIZE,
-  onRecord?: (pos: number, len: number) => void,
-): ScanResult {
-  const res: ScanResult = {
-    records: 0, goodEnd: start, corruptRegions: 0, corruptBytes: 0, tornTail: false,
-    firstSeq: 0, lastSeq: 0,
-  };
-  const end = buf.length;
-  let pos = start;
-  while (pos < end) {
-    const len = checkRecord(buf, pos, end);
-    if (len > 0) {
-      const seq = recordSeq(buf, pos);
-      if (res.records === 0) res.firstSeq = seq;
-      res.lastSeq = seq;
-      res.records++;
-      if (onRecord !== undefined) onRecord(pos, len);
-      pos += len;
-      res.goodEnd = pos;
-      continue;
-    }
-    // Damaged: find the next intact record that continues the sequence.
-    let next = buf.indexOf(RECORD_MARKER_BYTES, pos + 1);
-    while (next !== -1 && (checkRecord(buf, next, end) < 0 || recordSeq(buf, next) <= res.lastSeq)) {
-      next = buf.indexOf(RECORD_MARKER_BYTES, next + 1);
-    }
-    res.corruptRegions++;
-    if (next === -1) {
-      res.corruptBytes += end - pos;
-      res.tornTail = true;
-      break;
-    }
-    res.corruptBytes += next - pos;
-    pos = next;
-  }
-  return res;
-}
-
-/** Size on disk of a record carrying `peerBytes` and `lineBytes`. */
-export function recordSize(peerBytes: number, lineBytes: number): number {
-  return RECORD_PREFIX + BODY_FIXED + peerBytes + lineBytes;
+/** Last sequence number of the record at `pos` (no checks). */
+export function recordLastSeq(buf: Buffer, pos: number): number {
+  return readU64(buf, pos + 12) + buf.readUInt32LE(pos + 20) - 1;
 }
 
 export const SEGMENT_RE = /^logcaster-(\d{12})\.log$/;
 
 export function segmentName(no: number): string {
   return `logcaster-${String(no).padStart(12, '0')}.log`;
+}
+
+export function indexName(no: number): string {
+  return `logcaster-${String(no).padStart(12, '0')}.idx`;
 }

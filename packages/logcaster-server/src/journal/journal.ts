@@ -1,19 +1,32 @@
 /**
- * LogCaster persistence journal: append-only, CRC-checked, rotated segment files.
+ * LogCaster persistence journal: append-only, CRC-checked, rotated segment files of block
+ * records (format.ts), the store of every retained line.
  *
- * Hot path: `append()` encodes the record straight into one growable Buffer (no per-line objects);
- * the buffer is written with one positional `fs.writeSync` per event-loop turn (setImmediate
- * coalesced, or earlier once HIGH_WATER bytes are pending, so a single write stays small).
- * fsync always runs on the libuv threadpool (`fs.fdatasync` callback); only `close()` syncs on
- * the main thread. See JOURNAL.md for the file format and the durability contract.
+ * Write path: the store hands over each turn's new lines as a range of one of its blocks
+ * (RecordRange: bytes already laid out in a shared chunk). The journal encodes the
+ * record's small head (runs, peers), decides where it goes, and posts it to the writer
+ * thread (writer-worker.ts), which computes the CRC over the bytes, writes them and runs
+ * fsync per policy. The main thread's cost is per turn, not per line. A chunk stays
+ * pinned until its bytes are written; when the writer falls more than WRITER_BACKLOG
+ * behind, the main thread waits for it, so a slow disk slows ingestion instead of
+ * growing memory.
+ *
+ * See JOURNAL.md for the file format and the durability contract.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { crc32 } from './crc32';
+import { Worker } from 'worker_threads';
+
 import {
-  BODY_FIXED, FILE_MAGIC, HEADER_SIZE, MAX_BODY, MAX_PEER, RECORD_MARKER, RECORD_PREFIX, SEGMENT_RE,
-  decodeHeader, encodeHeader, readU64, scanSegment, segmentName, writeU64,
+  HEADER_SIZE, LEGACY_VERSION, FORMAT_VERSION, FILE_MAGIC, decodeAnyHeader, encodeHeader, encodeRecordHead, indexName,
+  parseRecord, SEGMENT_RE, segmentName, type ParsedRecord,
 } from './format';
+import { migrateSegment, removeMigrationLeftovers } from './migrate';
+import { SegmentIndex } from './segment-index';
+import { readRange, scanSegmentFile } from './segment-reader';
+import { CTL_FAILED, CTL_WRITTEN, type WriteItem, type WriterEvent, type WriterOp } from './writer-protocol';
+import type { Runs } from '../store/block';
+import { LogStore, type RecordRange } from '../store/log-store';
 
 export type FsyncPolicy = 'never' | 'interval' | 'always';
 
@@ -21,21 +34,25 @@ export interface JournalOptions {
   dir: string;
   /** rotate before a record would make the current segment exceed this many bytes */
   rotateSize: number;
-  /** segment files kept, including the one being written (oldest deleted first) */
+  /** segment files kept, including the one being written (oldest deleted first); 0 = no limit */
   maxFiles: number;
+  /** bytes of segments kept (oldest deleted first); 0 or absent = no limit */
+  retentionBytes?: number;
+  /** segments whose newest line is older than this many ms are deleted; 0 or absent = no limit */
+  retentionMs?: number;
   fsync: FsyncPolicy;
   /** for 'interval' (default 1000) */
   fsyncIntervalMs?: number;
 }
 
 export interface JournalStats {
-  /** records handed to the OS by this Journal since open */
+  /** lines handed to the OS by this Journal since open */
   persistedLines: number;
   /** bytes (framing included) handed to the OS by this Journal since open */
   persistedBytes: number;
-  /** segment files currently in the directory */
+  /** segment files currently kept */
   files: number;
-  /** damaged regions skipped or truncated (torn tails, bad CRCs) seen at open and in replay */
+  /** damaged regions skipped or truncated (torn tails, bad CRCs) seen at open and in reads */
   tornRecordsSkipped: number;
   /** fdatasync/fsync calls issued on segment files */
   fsyncs: number;
@@ -47,28 +64,55 @@ export interface JournalDetailedStats extends JournalStats {
   corruptBytesSkipped: number;
   /** lines accepted after an I/O failure and therefore not persisted */
   droppedLines: number;
+  /** bytes posted to the writer and not written yet */
   bufferedBytes: number;
   lastSeq: number;
   writtenSeq: number;
   durableSeq: number;
   replayedLines: number;
+  /** lines deleted by retention since open */
+  retiredLines: number;
+  /** bytes of segment files kept */
+  diskBytes: number;
 }
 
-interface Segment {
-  no: number;
-  file: string;
+/** A segment as the journal keeps track of it. */
+export interface Segment {
+  readonly no: number;
+  readonly file: string;
+  /** first sequence number its header promises (the next one after the previous segment) */
+  readonly firstSeq: number;
+  /** bytes of the file, records posted to the writer included */
+  size: number;
+  readonly index: SegmentIndex;
+  /** readers holding it: deletion waits for them */
+  pins: number;
+  /** retention or clear deleted it: gone once unpinned */
+  doomed: boolean;
 }
 
 const POLICIES: readonly FsyncPolicy[] = ['never', 'interval', 'always'];
-const INITIAL_BUFFER = 256 * 1024;
-/** Write out inline once this much is pending, so one writeSync never carries a huge burst. */
-const HIGH_WATER = 1024 * 1024;
-/** Give back memory after an exceptionally large record. */
-const SHRINK_ABOVE = 8 * 1024 * 1024;
-const MAX_LINE = MAX_BODY - BODY_FIXED - MAX_PEER;
-const TWO32 = 0x100000000;
+/** Post to the writer at once when this much is pending in a turn. */
+const POST_BYTES = 1024 * 1024;
+/** The main thread waits for the writer when this much is posted but not written. */
+const WRITER_BACKLOG = 32 * 1024 * 1024;
+const RETENTION_CHECK_MS = 60_000;
 
-function noop(): void { /* ignore */ }
+interface Pending extends WriteItem {
+  pos: number;
+  lines: number;
+  lastSeq: number;
+  release: () => void;
+  bytes: number;
+}
+
+interface InFlight {
+  msg: number;
+  lastSeq: number;
+  lines: number;
+  bytes: number;
+  releases: (() => void)[];
+}
 
 /** A file shorter than a header that starts like one (or is empty): a header write cut short. */
 function isMagicPrefix(img: Buffer): boolean {
@@ -80,69 +124,64 @@ export class Journal {
   private readonly dir: string;
   private readonly rotateSize: number;
   private readonly maxFiles: number;
+  private readonly retentionBytes: number;
+  private readonly retentionMs: number;
   private readonly policy: FsyncPolicy;
   private readonly intervalMs: number;
 
   private segments: Segment[] = [];
-  private fd = -1;
-  private dirFd = -1;
-  private segNo = 0;
-  /** file offset where the next buffered byte goes */
-  private filePos = 0;
-  /** bytes in the current segment, pending buffer included */
-  private segBytes = 0;
-  /** fds of finished segments awaiting their final fsync (sync policies) */
-  private retiring: number[] = [];
-  private dirDirty = false;
-
-  private buf: Buffer = Buffer.allocUnsafe(INITIAL_BUFFER);
-  private len = 0;
-  private bufLines = 0;
+  /** Doomed segments still pinned by readers. */
+  private doomed: Segment[] = [];
+  private worker: Worker | undefined;
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(8));
+  private pending: Pending[] = [];
+  private pendingBytes = 0;
+  private immediate: NodeJS.Immediate | null = null;
+  private inflight: InFlight[] = [];
+  private inflightBytes = 0;
+  private sentMsgs = 0;
+  private retentionTimer: NodeJS.Timeout | null = null;
 
   private seq = 0;
   private writtenSeq = 0;
-  private syncedSeq = 0;
   private ackedSeq = 0;
 
-  private lastPeer = '';
-  private lastPeerBytes: Buffer = Buffer.alloc(0);
-
-  private immediate: NodeJS.Immediate | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private syncing = false;
-  private syncWaiters: Array<() => void> = [];
   private durableCbs: Array<(seq: number) => void> = [];
   private errorCbs: Array<(err: Error) => void> = [];
   private closing = false;
   private closed = false;
   private closePromise: Promise<void> | null = null;
+  private closeResolve: (() => void) | null = null;
   private failure: Error | null = null;
+  /** The store behind append() (standalone use), made on first use. */
+  private own: LogStore | undefined;
 
-  /** segments whose damaged regions were already counted in stats */
-  private counted = new Set<number>();
-  /** damaged regions repaired (truncated) at open, reported by the first replay */
-  private repairedAtOpen = 0;
+  /** damaged regions found at open, reported by the first replay */
+  private damageAtOpen = -1;
 
   private s = {
     persistedLines: 0, persistedBytes: 0, tornRecordsSkipped: 0, fsyncs: 0,
-    corruptBytesSkipped: 0, droppedLines: 0, replayedLines: 0,
+    corruptBytesSkipped: 0, droppedLines: 0, replayedLines: 0, retiredLines: 0,
   };
 
   private constructor(opts: JournalOptions) {
     if (!opts || typeof opts.dir !== 'string' || opts.dir === '') throw new TypeError('journal: dir required');
     if (!POLICIES.includes(opts.fsync)) throw new TypeError(`journal: fsync must be one of ${POLICIES.join(', ')}`);
     if (!(opts.rotateSize >= HEADER_SIZE + 64)) throw new RangeError(`journal: rotateSize must be >= ${HEADER_SIZE + 64}`);
-    if (!(Number.isInteger(opts.maxFiles) && opts.maxFiles >= 1)) throw new RangeError('journal: maxFiles must be an integer >= 1');
+    if (!(Number.isInteger(opts.maxFiles) && opts.maxFiles >= 0)) throw new RangeError('journal: maxFiles must be an integer >= 0');
     const iv = opts.fsyncIntervalMs ?? 1000;
     if (!(iv > 0)) throw new RangeError('journal: fsyncIntervalMs must be > 0');
     this.dir = path.resolve(opts.dir);
     this.rotateSize = opts.rotateSize;
     this.maxFiles = opts.maxFiles;
+    this.retentionBytes = opts.retentionBytes ?? 0;
+    this.retentionMs = opts.retentionMs ?? 0;
     this.policy = opts.fsync;
     this.intervalMs = iv;
   }
 
-  /** Creates `dir`, scans existing segments, repairs a torn tail of the newest one. */
+  /** Creates `dir`, migrates a version-1 journal, loads or rebuilds segment indexes,
+   *  repairs a torn tail of the newest segment. Throws on a journal of a newer format. */
   static open(opts: JournalOptions): Journal {
     const j = new Journal(opts);
     j.init();
@@ -151,312 +190,302 @@ export class Journal {
 
   private init(): void {
     fs.mkdirSync(this.dir, { recursive: true });
-    try {
-      this.dirFd = fs.openSync(this.dir, 'r');
-    } catch {
-      this.dirFd = -1; // platforms without directory fds: skip directory fsync
-    }
-    const segs: Segment[] = [];
-    for (const name of fs.readdirSync(this.dir)) {
+    const names = fs.readdirSync(this.dir);
+    removeMigrationLeftovers(this.dir, names);
+    const found: { no: number; file: string }[] = [];
+    for (const name of names) {
       const m = SEGMENT_RE.exec(name);
-      if (m) segs.push({ no: Number(m[1]), file: path.join(this.dir, name) });
+      if (m) found.push({ no: Number(m[1]), file: path.join(this.dir, name) });
     }
-    segs.sort((a, b) => a.no - b.no);
-    this.segments = segs;
+    found.sort((a, b) => a.no - b.no);
 
-    const last = segs[segs.length - 1];
-    let reuse = false;
-    if (last !== undefined) {
-      const img = fs.readFileSync(last.file);
-      const hdr = decodeHeader(img);
-      if (hdr !== null) {
-        const scan = scanSegment(img, HEADER_SIZE);
-        this.countDamage(last.no, scan.corruptRegions, scan.corruptBytes);
-        if (scan.tornTail) this.repairedAtOpen++;
-        this.seq = scan.records > 0 ? scan.lastSeq : Math.max(0, hdr.firstSeq - 1);
-        this.fd = fs.openSync(last.file, 'r+');
-        if (scan.goodEnd < img.length) fs.ftruncateSync(this.fd, scan.goodEnd);
-        this.segNo = last.no;
-        this.filePos = this.segBytes = scan.goodEnd;
-        reuse = true;
-      } else if (img.length < HEADER_SIZE && isMagicPrefix(img)) {
-        // Crash while the header was being written: nothing else can be in there.
-        this.seq = this.lastSeqBefore(segs.length - 1);
-        this.fd = fs.openSync(last.file, 'r+');
-        fs.ftruncateSync(this.fd, 0);
-        const h = encodeHeader(last.no, this.seq + 1);
-        fs.writeSync(this.fd, h, 0, h.length, 0);
-        this.segNo = last.no;
-        this.filePos = this.segBytes = HEADER_SIZE;
-        reuse = true;
-      } else {
-        // Not a segment we can append to; leave it for inspection, count it, and move on.
-        this.countDamage(last.no, 1, img.length);
-        this.seq = this.lastSeqBefore(segs.length - 1);
+    let lastSeq = 0;
+    const rebuilt: Segment[] = [];
+    for (let i = 0; i < found.length; i++) {
+      const { no, file } = found[i];
+      const newest = i === found.length - 1;
+      const fd = fs.openSync(file, newest ? 'r+' : 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        const head = readRange(fd, 0, Math.min(size, HEADER_SIZE));
+        let hdr = decodeAnyHeader(head);
+        if (hdr !== null && hdr.version > FORMAT_VERSION) {
+          throw new Error(`journal ${file}: format version ${hdr.version} is newer than this LogCaster reads (${LEGACY_VERSION}-${FORMAT_VERSION}); refusing to start rather than misread it`);
+        }
+        if (hdr !== null && hdr.version === LEGACY_VERSION) {
+          const damaged = migrateSegment(file, no, hdr.firstSeq);
+          if (damaged > 0) this.countDamage(damaged, 0);
+          i--; // read it again, now in version 2
+          continue;
+        }
+        if (hdr === null) {
+          if (newest && size < HEADER_SIZE && isMagicPrefix(head)) {
+            // Crash while the header was being written: nothing else can be in there.
+            fs.ftruncateSync(fd, 0);
+            const h = encodeHeader(no, lastSeq + 1);
+            fs.writeSync(fd, h, 0, h.length, 0);
+            hdr = { version: FORMAT_VERSION, segmentNo: no, firstSeq: lastSeq + 1 };
+          } else {
+            // Not a segment: leave it for inspection, count it, and move on.
+            this.countDamage(1, size);
+            continue;
+          }
+        }
+        const seg: Segment = { no, file, firstSeq: hdr.firstSeq, size: Math.max(size, HEADER_SIZE), index: new SegmentIndex(), pins: 0, doomed: false };
+        if (!newest && this.loadIndex(seg)) {
+          // trusted: written when the segment was finished, for exactly this size
+        } else {
+          const scan = this.indexSegment(fd, seg, size);
+          if (!newest) rebuilt.push(seg);
+          if (newest && scan.goodEnd < size) {
+            fs.ftruncateSync(fd, scan.goodEnd);
+            seg.size = scan.goodEnd;
+          }
+        }
+        const segLast = seg.index.count > 0 ? seg.index.lastSeqOf : seg.firstSeq - 1;
+        if (segLast > lastSeq) lastSeq = segLast;
+        this.segments.push(seg);
+      } finally {
+        fs.closeSync(fd);
       }
     }
-    if (!reuse) this.createSegment((last?.no ?? 0) + 1, this.seq + 1);
-    this.writtenSeq = this.syncedSeq = this.ackedSeq = this.seq;
+    this.seq = this.writtenSeq = this.ackedSeq = lastSeq;
+    this.damageAtOpen = this.s.tornRecordsSkipped;
+
+    this.startWorker();
+    for (const seg of rebuilt) this.send({ op: 'writeFile', path: path.join(this.dir, indexName(seg.no)), data: seg.index.encode(seg.no, seg.size) });
+    const last = this.segments[this.segments.length - 1];
+    if (last !== undefined) {
+      this.send({ op: 'open', segNo: last.no, path: last.file, header: null, size: last.size });
+    } else {
+      this.createSegment((found[found.length - 1]?.no ?? 0) + 1, this.seq + 1);
+    }
     this.enforceRetention();
-    if (this.policy === 'interval') {
-      this.timer = setInterval(() => this.startSync(), this.intervalMs);
-      this.timer.unref();
+    if (this.retentionMs > 0) {
+      this.retentionTimer = setInterval(() => this.enforceRetention(), Math.min(RETENTION_CHECK_MS, this.retentionMs));
+      this.retentionTimer.unref();
     }
   }
 
-  /** Highest sequence stored in segments[0, idx), reading newest first. */
-  private lastSeqBefore(idx: number): number {
-    for (let i = idx - 1; i >= 0; i--) {
-      let img: Buffer;
-      try { img = fs.readFileSync(this.segments[i].file); } catch { continue; }
-      const hdr = decodeHeader(img);
-      if (hdr === null) continue;
-      const scan = scanSegment(img, HEADER_SIZE);
-      if (scan.records > 0) return scan.lastSeq;
-      if (hdr.firstSeq > 1) return hdr.firstSeq - 1;
+  /** Load the index file of a finished segment; false when absent or not for this file. */
+  private loadIndex(seg: Segment): boolean {
+    let buf: Buffer;
+    try {
+      buf = fs.readFileSync(path.join(this.dir, indexName(seg.no)));
+    } catch {
+      return false;
     }
-    return 0;
+    const idx = SegmentIndex.decode(buf, seg.no, seg.size);
+    if (idx === null) return false;
+    (seg as { index: SegmentIndex }).index = idx;
+    return true;
   }
 
-  private countDamage(segNo: number, regions: number, bytes: number): void {
-    if (regions === 0 || this.counted.has(segNo)) return;
-    this.counted.add(segNo);
+  /** Scan a segment's records into its index (damage skipped and counted). */
+  private indexSegment(fd: number, seg: Segment, size: number): { goodEnd: number; tornTail: boolean } {
+    let prevEnd = -1;
+    const scan = scanSegmentFile(fd, size, HEADER_SIZE, (pos, rec) => {
+      const b = rec.block;
+      seg.index.add(pos, rec.length, b.firstSeq, b.count, rec.minTime, rec.maxTime, pos === prevEnd);
+      prevEnd = pos + rec.length;
+    });
+    seg.index.close();
+    this.countDamage(scan.corruptRegions - (scan.tornTail ? 1 : 0), scan.corruptBytes);
+    if (scan.tornTail) this.s.tornRecordsSkipped++;
+    return scan;
+  }
+
+  private countDamage(regions: number, bytes: number): void {
     this.s.tornRecordsSkipped += regions;
     this.s.corruptBytesSkipped += bytes;
   }
 
+  private startWorker(): void {
+    const w = new Worker(path.join(__dirname, 'writer-worker.js'), {
+      workerData: { dir: this.dir, policy: this.policy, intervalMs: this.intervalMs, ctl: this.ctl.buffer },
+    });
+    w.unref();
+    w.on('message', (e: WriterEvent) => this.onWriter(e));
+    w.on('error', (err) => this.fail(err));
+    w.on('exit', () => {
+      if (!this.closed && this.closeResolve === null) this.fail(new Error('journal writer thread exited'));
+      this.finishClose();
+    });
+    this.worker = w;
+  }
+
+  private send(op: WriterOp): void {
+    this.worker!.postMessage(op);
+  }
+
   private createSegment(no: number, firstSeq: number): void {
     const file = path.join(this.dir, segmentName(no));
-    const fd = fs.openSync(file, 'wx');
-    const h = encodeHeader(no, firstSeq);
-    fs.writeSync(fd, h, 0, h.length, 0);
-    this.fd = fd;
-    this.segNo = no;
-    this.filePos = this.segBytes = HEADER_SIZE;
-    this.segments.push({ no, file });
-    this.dirDirty = true;
+    const header = encodeHeader(no, firstSeq);
+    this.segments.push({ no, file, firstSeq, size: HEADER_SIZE, index: new SegmentIndex(), pins: 0, doomed: false });
+    this.send({ op: 'open', segNo: no, path: file, header, size: HEADER_SIZE });
   }
 
-  private enforceRetention(): void {
-    while (this.segments.length > this.maxFiles) {
-      const old = this.segments.shift()!;
-      try { fs.unlinkSync(old.file); } catch { /* already gone */ }
-      this.counted.delete(old.no);
-      this.dirDirty = true;
-    }
-  }
-
-  private rotate(): void {
-    this.writeOut();
-    if (this.failure !== null) return;
-    const old = this.fd;
-    try {
-      // seq was already incremented for the record that triggers the rotation
-      this.createSegment(this.segNo + 1, this.seq);
-    } catch (e) {
-      this.fail(e as Error);
-      return;
-    }
-    if (this.policy === 'never') fs.close(old, noop);
-    else this.retiring.push(old);
+  private rotate(firstSeq: number): void {
+    this.post();
+    const old = this.segments[this.segments.length - 1];
+    old.index.close();
+    this.send({ op: 'retire', segNo: old.no });
+    this.send({ op: 'writeFile', path: path.join(this.dir, indexName(old.no)), data: old.index.encode(old.no, old.size) });
+    this.createSegment(old.no + 1, firstSeq);
     this.enforceRetention();
-    // 'interval': make the finished segment durable (and release its fd) now, not a tick later
-    if (this.policy === 'interval') this.startSync();
   }
 
-  // ---------------------------------------------------------------- replay
-
-  /**
-   * Delivers the newest `max` intact records, oldest first. Damaged regions are skipped and
-   * counted, never thrown. `line` is a view into a buffer private to this call's file image;
-   * it is never overwritten, so it may be retained (copy it to avoid pinning the image).
-   */
-  replay(
-    max: number,
-    onEntry: (timeMs: number, peer: string, line: Buffer, seq: number) => void,
-  ): { loaded: number; tornSkipped: number } {
-    if (this.closed) throw new Error('journal: closed');
-    this.writeOut();
-    let tornSkipped = this.repairedAtOpen;
-    this.repairedAtOpen = 0;
-    if (!(max > 0)) return { loaded: 0, tornSkipped };
-
-    const chosen: Array<{ img: Buffer; offs: number[] }> = [];
-    let total = 0;
-    for (let i = this.segments.length - 1; i >= 0 && total < max; i--) {
-      const seg = this.segments[i];
-      let img: Buffer;
-      try { img = fs.readFileSync(seg.file); } catch { continue; }
-      if (decodeHeader(img) === null) {
-        if (img.length > 0) { tornSkipped++; this.countDamage(seg.no, 1, img.length); }
-        continue;
-      }
-      const offs: number[] = [];
-      const scan = scanSegment(img, HEADER_SIZE, (pos) => { offs.push(pos); });
-      tornSkipped += scan.corruptRegions;
-      this.countDamage(seg.no, scan.corruptRegions, scan.corruptBytes);
-      chosen.push({ img, offs });
-      total += offs.length;
-    }
-
-    let skip = Math.max(0, total - max);
-    let loaded = 0;
-    let peerStr = '';
-    let peerBuf: Buffer | null = null;
-    for (let c = chosen.length - 1; c >= 0; c--) {
-      const { img, offs } = chosen[c];
-      const start = Math.min(skip, offs.length);
-      skip -= start;
-      for (let k = start; k < offs.length; k++) {
-        const pos = offs[k];
-        const end = pos + RECORD_PREFIX + img.readUInt32LE(pos + 8);
-        const seq = readU64(img, pos + 12);
-        const timeMs = img.readDoubleLE(pos + 20);
-        const plen = img.readUInt16LE(pos + 28);
-        const p0 = pos + 30;
-        if (peerBuf === null || peerBuf.length !== plen || img.compare(peerBuf, 0, plen, p0, p0 + plen) !== 0) {
-          peerBuf = img.subarray(p0, p0 + plen);
-          peerStr = peerBuf.toString('utf8');
-        }
-        loaded++;
-        onEntry(timeMs, peerStr, img.subarray(p0 + plen, end), seq);
-      }
-    }
-    this.s.replayedLines += loaded;
-    return { loaded, tornSkipped };
+  private get diskBytes(): number {
+    let n = 0;
+    for (const s of this.segments) n += s.size;
+    return n;
   }
 
-  // ---------------------------------------------------------------- append path
+  /** diskBytes kept up to date by write() and enforceRetention() (retention by size). */
+  private diskTotal = 0;
 
-  /** Buffers one record; returns its sequence number (monotonic across restarts). */
-  append(timeMs: number, peer: string, line: Uint8Array): number {
+  /** Delete the oldest finished segments beyond maxFiles, retentionBytes, retentionMs. */
+  enforceRetention(): void {
+    const now = Date.now();
+    let bytes = this.diskBytes;
+    const gone: string[] = [];
+    while (this.segments.length > 1) {
+      const oldest = this.segments[0];
+      const tooMany = this.maxFiles > 0 && this.segments.length > this.maxFiles;
+      const tooBig = this.retentionBytes > 0 && bytes > this.retentionBytes;
+      const tooOld = this.retentionMs > 0 && oldest.index.count > 0 && oldest.index.maxTimeOf < now - this.retentionMs;
+      if (!tooMany && !tooBig && !tooOld) break;
+      this.post(); // nothing queued for the writer may outlive the segment's deletion
+      this.segments.shift();
+      bytes -= oldest.size;
+      this.s.retiredLines += oldest.index.totalLines;
+      oldest.doomed = true;
+      if (oldest.pins > 0) this.doomed.push(oldest);
+      else gone.push(oldest.file, path.join(this.dir, indexName(oldest.no)));
+    }
+    this.diskTotal = bytes;
+    if (gone.length > 0 && !this.closed) this.send({ op: 'unlink', paths: gone });
+  }
+
+  // ---------------------------------------------------------------- write path
+
+  /** Persist a range of a store block; `r.release()` is called once it is written. */
+  write(r: RecordRange, peerNames: readonly string[]): void {
     if (this.closing) throw new Error('journal: closed');
-    const seq = ++this.seq;
-    if (this.failure !== null) { this.s.droppedLines++; return seq; }
-
-    if (peer !== this.lastPeer) {
-      let pb = Buffer.from(peer, 'utf8');
-      if (pb.length > MAX_PEER) pb = pb.subarray(0, MAX_PEER);
-      this.lastPeer = peer;
-      this.lastPeerBytes = pb;
-    }
-    const pb = this.lastPeerBytes;
-    const plen = pb.length;
-    let llen = line.length;
-    if (llen > MAX_LINE) llen = MAX_LINE;
-    const bodyLen = BODY_FIXED + plen + llen;
-    const recLen = RECORD_PREFIX + bodyLen;
-
-    if (this.segBytes > HEADER_SIZE && this.segBytes + recLen > this.rotateSize) {
-      this.rotate();
-      if (this.failure !== null) { this.s.droppedLines++; return seq; }
-    }
-    if (this.len + recLen > this.buf.length) this.grow(recLen);
-
-    const b = this.buf;
-    const o = this.len;
-    b.writeUInt32LE(RECORD_MARKER, o);
-    b.writeUInt32LE(bodyLen, o + 8);
-    b.writeUInt32LE(seq % TWO32 >>> 0, o + 12);
-    b.writeUInt32LE(Math.floor(seq / TWO32), o + 16);
-    b.writeDoubleLE(timeMs, o + 20);
-    b.writeUInt16LE(plen, o + 28);
-    if (plen > 0) pb.copy(b, o + 30);
-    if (llen > 0) b.set(llen === line.length ? line : line.subarray(0, llen), o + 30 + plen);
-    b.writeUInt32LE(crc32(b, o + 8, o + recLen), o + 4);
-    this.len = o + recLen;
-    this.bufLines++;
-    this.segBytes += recLen;
-
-    if (this.immediate === null) this.immediate = setImmediate(this.tick);
-    if (this.len >= HIGH_WATER) this.writeOut();
-    return seq;
-  }
-
-  private grow(need: number): void {
-    let cap = this.buf.length * 2;
-    while (cap < this.len + need) cap *= 2;
-    const nb = Buffer.allocUnsafe(cap);
-    this.buf.copy(nb, 0, 0, this.len);
-    this.buf = nb;
-  }
-
-  /** Writes the pending buffer to the current segment (positional, synchronous). */
-  private writeOut(): void {
-    if (this.len === 0 || this.failure !== null) return;
-    const start = this.filePos;
-    let off = 0;
-    try {
-      while (off < this.len) {
-        const n = fs.writeSync(this.fd, this.buf, off, this.len - off, this.filePos);
-        off += n;
-        this.filePos += n;
-      }
-    } catch (e) {
-      // Leave no torn record behind; the journal becomes failed (fail-stop).
-      try { fs.ftruncateSync(this.fd, start); } catch { /* best effort */ }
-      this.filePos = start;
-      this.s.droppedLines += this.bufLines;
-      this.len = 0;
-      this.bufLines = 0;
-      this.fail(e as Error);
+    if (r.count === 0) return r.release();
+    const lastSeq = r.firstSeq + r.count - 1;
+    if (r.firstSeq !== this.seq + 1) throw new Error(`journal: lines ${r.firstSeq}.. do not follow ${this.seq}`);
+    this.seq = lastSeq;
+    if (this.failure !== null) {
+      this.s.droppedLines += r.count;
+      r.release();
       return;
     }
-    this.s.persistedBytes += this.len;
-    this.s.persistedLines += this.bufLines;
-    this.len = 0;
-    this.bufLines = 0;
-    this.writtenSeq = this.seq;
-    if (this.buf.length > SHRINK_ABOVE) this.buf = Buffer.allocUnsafe(INITIAL_BUFFER);
+    const dataLength = r.end - r.start;
+    const local = localPeers(r.runs, peerNames);
+    const head = encodeRecordHead({
+      firstSeq: r.firstSeq,
+      count: r.count,
+      runs: local.runs,
+      peers: local.peers,
+      lineEnds: r.lineEnds,
+      dataLength,
+      minTime: r.minTime,
+      maxTime: r.maxTime,
+    });
+    const len = head.length + dataLength;
+    let seg = this.segments[this.segments.length - 1];
+    if (seg.size > HEADER_SIZE && seg.size + len > this.rotateSize) {
+      this.rotate(r.firstSeq);
+      seg = this.segments[this.segments.length - 1];
+    }
+    const pos = seg.size;
+    seg.size += len;
+    seg.index.add(pos, len, r.firstSeq, r.count, r.minTime, r.maxTime);
+    if (this.retentionBytes > 0 && (this.diskTotal += len) > this.retentionBytes) this.enforceRetention();
+    const buf = r.chunk.buf;
+    this.pending.push({
+      head, sab: buf.buffer as SharedArrayBuffer, off: buf.byteOffset + r.start, len: dataLength,
+      pos, lines: r.count, lastSeq, release: r.release, bytes: len,
+    });
+    this.pendingBytes += len;
+    if (this.pendingBytes >= POST_BYTES) this.post();
+    else if (this.immediate === null) this.immediate = setImmediate(this.tick);
   }
 
   private readonly tick = (): void => {
     this.immediate = null;
-    if (this.closed || this.failure !== null) return;
-    this.writeOut();
-    this.afterWrite();
+    this.post();
   };
 
-  private afterWrite(): void {
-    if (this.failure !== null) return;
-    if (this.policy === 'always') this.startSync();
-    else this.notify(this.writtenSeq);
+  /** Post this turn's records to the writer (one message per run of one segment). */
+  private post(): void {
+    if (this.pending.length === 0) return;
+    const items = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const seg = this.segments[this.segments.length - 1];
+    const last = items[items.length - 1];
+    let bytes = 0;
+    let lines = 0;
+    for (const it of items) {
+      bytes += it.bytes;
+      lines += it.lines;
+    }
+    const msg = ++this.sentMsgs;
+    this.inflight.push({ msg, lastSeq: last.lastSeq, lines, bytes, releases: items.map((it) => it.release) });
+    this.inflightBytes += bytes;
+    this.worker!.ref();
+    // Heads are small and may share Buffer's pool: they are copied, not transferred.
+    this.send({ op: 'write', segNo: seg.no, pos: items[0].pos, lastSeq: last.lastSeq, items: items.map((it) => ({ head: it.head, sab: it.sab, off: it.off, len: it.len })) });
+    if (this.inflightBytes > WRITER_BACKLOG) this.waitWriter(() => this.inflightBytesNow() <= WRITER_BACKLOG / 2);
   }
 
-  /** Group commit: one fsync round covers everything written so far. */
-  private startSync(): void {
-    if (this.syncing || this.closed || this.failure !== null || this.fd < 0) return;
-    const target = this.writtenSeq;
-    if (target <= this.syncedSeq && this.retiring.length === 0 && !this.dirDirty) return;
-    this.syncing = true;
-    const fds = this.retiring;
-    this.retiring = [];
-    const syncDir = this.dirDirty && this.dirFd >= 0;
-    this.dirDirty = false;
-    let pending = fds.length + 1 + (syncDir ? 1 : 0);
-    let err: Error | null = null;
-    const done = (e: NodeJS.ErrnoException | null): void => {
-      if (e && err === null) err = e;
-      if (--pending > 0) return;
-      for (const f of fds) fs.close(f, noop);
-      this.syncing = false;
-      if (err !== null) { this.fail(err); }
-      else {
-        if (target > this.syncedSeq) this.syncedSeq = target;
-        if (this.policy === 'always') this.notify(target);
+  /** Bytes posted and not written yet, from the shared counter (no event loop needed). */
+  private inflightBytesNow(): number {
+    const done = Atomics.load(this.ctl, CTL_WRITTEN);
+    let n = 0;
+    for (const f of this.inflight) if (f.msg > done) n += f.bytes;
+    return n;
+  }
+
+  /** Block the main thread until `cond` (re-checked as the writer finishes messages). */
+  private waitWriter(cond: () => boolean): void {
+    while (!cond() && Atomics.load(this.ctl, CTL_FAILED) === 0) {
+      Atomics.wait(this.ctl, CTL_WRITTEN, Atomics.load(this.ctl, CTL_WRITTEN), 1000);
+    }
+  }
+
+  private onWriter(e: WriterEvent): void {
+    switch (e.ev) {
+      case 'written': {
+        this.s.fsyncs = e.fsyncs;
+        while (this.inflight.length > 0 && this.inflight[0].msg <= e.msgs) {
+          const f = this.inflight.shift()!;
+          this.inflightBytes -= f.bytes;
+          this.s.persistedLines += f.lines;
+          this.s.persistedBytes += f.bytes;
+          for (const r of f.releases) r();
+        }
+        if (e.seq > this.writtenSeq) this.writtenSeq = e.seq;
+        if (this.inflight.length === 0 && this.pending.length === 0) this.worker?.unref();
+        if (this.policy !== 'always') this.notify(this.writtenSeq);
+        return;
       }
-      if (this.syncWaiters.length > 0) {
-        const w = this.syncWaiters;
-        this.syncWaiters = [];
-        for (const f of w) f();
-      } else if (this.retiring.length > 0 || (this.policy === 'always' && this.writtenSeq > this.syncedSeq)) {
-        this.startSync(); // finished segments waiting for their final fsync, or the next group
+      case 'durable':
+        this.s.fsyncs = e.fsyncs;
+        this.notify(e.seq);
+        return;
+      case 'error': {
+        const err = Object.assign(new Error(e.message), { code: e.code });
+        this.fail(err);
+        return;
       }
-    };
-    for (const f of fds) { this.s.fsyncs++; fs.fdatasync(f, done); }
-    this.s.fsyncs++;
-    fs.fdatasync(this.fd, done);
-    if (syncDir) fs.fsync(this.dirFd, done);
+      case 'closed':
+        this.s.fsyncs = e.fsyncs;
+        this.finishClose();
+        return;
+    }
   }
 
   private notify(seq: number): void {
@@ -468,6 +497,18 @@ export class Journal {
   private fail(err: Error): void {
     if (this.failure !== null) return;
     this.failure = err;
+    // What was posted will not be written: count it, let the store reuse its chunks.
+    for (const f of this.inflight) {
+      this.s.droppedLines += f.lines;
+      for (const r of f.releases) r();
+    }
+    this.inflight = [];
+    this.inflightBytes = 0;
+    for (const p of this.pending) {
+      this.s.droppedLines += p.lines;
+      p.release();
+    }
+    this.pending = [];
     const cbs = this.errorCbs.slice();
     process.nextTick(() => {
       if (cbs.length === 0) process.emitWarning(`LogCaster journal failed: ${err.message}`);
@@ -478,74 +519,214 @@ export class Journal {
   /**
    * `cb(seq)`: every record with sequence <= seq is durable per the policy ('always': an fsync
    * covering it completed; 'never'/'interval': it was written to the OS). Never called from
-   * inside append()/flush(); called with strictly increasing values.
+   * inside write()/append()/flush(); called with strictly increasing values.
    */
   onDurable(cb: (seq: number) => void): void {
     this.durableCbs.push(cb);
   }
 
   /**
-   * I/O failures (write, fsync) put the journal in a failed state: further appends are counted
+   * I/O failures (write, fsync) put the journal in a failed state: further lines are counted
    * as dropped and no more durability acknowledgements are given. Listeners are told once.
    */
   onError(cb: (err: Error) => void): void {
     this.errorCbs.push(cb);
   }
 
-  /** Pushes buffered records to the OS now ('always': also starts an fsync round). */
+  /** Lines for standalone use (tests, tools): kept in a small store of the journal's own
+   *  and recorded like the server's. Returns the sequence number. */
+  append(timeMs: number, peer: string, line: Uint8Array): number {
+    if (this.closing) throw new Error('journal: closed');
+    if (this.own === undefined) {
+      const own = new LogStore(65536, 65536, undefined, this.seq + 1);
+      own.setRecorder((r) => this.write(r, own.peers.names));
+      this.own = own;
+    }
+    return this.own.append(line, 0, line.length, timeMs, this.own.peers.intern(peer));
+  }
+
+  /** Hand what is pending to the writer now ('always': an fsync follows). */
   flush(): void {
     if (this.closed) return;
-    this.writeOut();
-    if (this.failure !== null) return;
-    if (this.policy === 'always') this.startSync();
-    else if (this.writtenSeq > this.ackedSeq && this.immediate === null) {
-      // acknowledge from the next turn, never from inside the caller's stack
-      this.immediate = setImmediate(this.tick);
+    this.own?.cut();
+    if (this.immediate !== null) {
+      clearImmediate(this.immediate);
+      this.immediate = null;
     }
+    this.post();
+  }
+
+  /** Everything posted is written (blocking the main thread until then). */
+  private flushSync(): void {
+    this.flush();
+    const target = this.sentMsgs;
+    this.waitWriter(() => Atomics.load(this.ctl, CTL_WRITTEN) >= target);
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** Segments kept, oldest first (the last one is being written). */
+  get segmentList(): readonly Segment[] {
+    return this.segments;
+  }
+
+  /** Keep `segs` on disk until unpin(), even if retention or clear() deletes them. */
+  pin(segs: readonly Segment[]): void {
+    for (const s of segs) s.pins++;
+  }
+
+  unpin(segs: readonly Segment[]): void {
+    const gone: string[] = [];
+    for (const s of segs) {
+      if (--s.pins === 0 && s.doomed) {
+        this.doomed = this.doomed.filter((d) => d !== s);
+        gone.push(s.file, path.join(this.dir, indexName(s.no)));
+      }
+    }
+    if (gone.length > 0 && !this.closed) this.send({ op: 'unlink', paths: gone });
+  }
+
+  /**
+   * Delivers the newest `max` intact lines, oldest first: `onEntry(timeMs, peer, line, seq)`.
+   * Damaged records are skipped and counted, never thrown. `line` is a view into a buffer
+   * private to this call, never overwritten, so it may be kept (copy it to avoid pinning
+   * the whole group it was read with). Writes what is pending first.
+   */
+  replay(max: number, onEntry: (timeMs: number, peer: string, line: Buffer, seq: number) => void): { loaded: number; tornSkipped: number } {
+    if (this.closed) throw new Error('journal: closed');
+    this.flushSync();
+    let tornSkipped = Math.max(0, this.damageAtOpen);
+    this.damageAtOpen = 0;
+    if (!(max > 0)) return { loaded: 0, tornSkipped };
+    // groups newest first until they hold max lines
+    const chosen: { seg: Segment; g: number }[] = [];
+    let total = 0;
+    for (let i = this.segments.length - 1; i >= 0 && total < max; i--) {
+      const seg = this.segments[i];
+      for (let g = seg.index.count - 1; g >= 0 && total < max; g--) {
+        chosen.push({ seg, g });
+        total += seg.index.lines[g];
+      }
+    }
+    let skip = Math.max(0, total - max);
+    let loaded = 0;
+    for (let c = chosen.length - 1; c >= 0; c--) {
+      const { seg, g } = chosen[c];
+      const idx = seg.index;
+      let img: Buffer;
+      try {
+        const fd = fs.openSync(seg.file, 'r');
+        try {
+          img = readRange(fd, idx.off[g], idx.len[g]);
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch {
+        tornSkipped++;
+        continue;
+      }
+      for (const rec of recordsOf(img, () => {
+        tornSkipped++;
+        this.countDamage(1, 0);
+      })) {
+        const b = rec.block;
+        let pos = 0;
+        let run = 0;
+        let inRun = 0;
+        for (let k = 0; k < b.count; k++) {
+          while (inRun >= b.runs.lines[run]) {
+            run++;
+            inRun = 0;
+          }
+          inRun++;
+          const end = b.lineEnds ? b.lineEnds[k] : b.data.indexOf(10, pos);
+          if (skip > 0) skip--;
+          else {
+            loaded++;
+            onEntry(b.runs.time[run], b.peers[b.runs.peer[run]], b.data.subarray(pos, end), b.firstSeq + k);
+          }
+          pos = end + 1;
+        }
+      }
+    }
+    this.s.replayedLines += loaded;
+    return { loaded, tornSkipped };
+  }
+
+  /** Delete every segment (CLEAR): the journal continues in a fresh one. */
+  clear(): void {
+    this.flush();
+    const old = this.segments;
+    const last = old[old.length - 1];
+    last.index.close();
+    this.send({ op: 'retire', segNo: last.no });
+    this.segments = [];
+    this.createSegment(last.no + 1, this.seq + 1);
+    const gone: string[] = [];
+    for (const s of old) {
+      s.doomed = true;
+      this.s.retiredLines += s.index.totalLines;
+      if (s.pins > 0) this.doomed.push(s);
+      else gone.push(s.file, path.join(this.dir, indexName(s.no)));
+    }
+    if (gone.length > 0) this.send({ op: 'unlink', paths: gone });
   }
 
   /** Flush + fsync + close. Rejects when the journal has failed. */
   close(): Promise<void> {
     if (this.closePromise !== null) return this.closePromise;
-    this.closing = true;
     this.closePromise = new Promise<void>((resolve, reject) => {
-      const finish = (): void => {
-        if (this.immediate !== null) { clearImmediate(this.immediate); this.immediate = null; }
-        if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
-        this.writeOut();
-        if (this.failure === null) {
-          try {
-            for (const f of this.retiring) { this.s.fsyncs++; fs.fdatasyncSync(f); }
-            this.s.fsyncs++;
-            fs.fsyncSync(this.fd);
-            if (this.dirDirty && this.dirFd >= 0) fs.fsyncSync(this.dirFd);
-            this.dirDirty = false;
-            this.syncedSeq = this.writtenSeq;
-          } catch (e) {
-            this.fail(e as Error);
-          }
-        }
-        for (const f of this.retiring) { try { fs.closeSync(f); } catch { /* ignore */ } }
-        this.retiring = [];
-        for (const f of [this.fd, this.dirFd]) if (f >= 0) { try { fs.closeSync(f); } catch { /* ignore */ } }
-        this.fd = this.dirFd = -1;
+      this.flush();
+      this.closing = true;
+      if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+      this.closeResolve = () => {
         this.closed = true;
         if (this.failure === null) this.notify(this.writtenSeq);
         if (this.failure !== null) reject(this.failure);
         else resolve();
       };
-      if (this.syncing) this.syncWaiters.push(finish);
-      else finish();
+      const last = this.segments[this.segments.length - 1];
+      if (last !== undefined && this.failure === null) {
+        last.index.close();
+      }
+      if (this.worker === undefined) this.finishClose();
+      else {
+        this.worker.ref();
+        this.send({ op: 'close' });
+      }
     });
     return this.closePromise;
   }
 
-  /** Highest sequence number assigned so far (0 when the journal is empty). */
-  get lastSeq(): number { return this.seq; }
+  private finishClose(): void {
+    const done = this.closeResolve;
+    if (done === null || this.closed) return;
+    const w = this.worker;
+    this.worker = undefined;
+    if (w) void w.terminate();
+    done();
+  }
+
+  /** Lines in the segments kept. */
+  get retainedLines(): number {
+    let n = 0;
+    for (const seg of this.segments) n += seg.index.totalLines;
+    return n;
+  }
+
+  /** Highest sequence number assigned so far (0 when the journal is empty): recorded,
+   *  or given out by append() and still to be recorded at the end of the turn. */
+  get lastSeq(): number {
+    return this.own !== undefined ? Math.max(this.seq, this.own.nextSeq - 1) : this.seq;
+  }
   /** Highest sequence acknowledged through onDurable. */
-  get durableSeq(): number { return this.ackedSeq; }
+  get durableSeq(): number {
+    return this.ackedSeq;
+  }
   /** The I/O error that failed the journal, if any. */
-  get error(): Error | null { return this.failure; }
+  get error(): Error | null {
+    return this.failure;
+  }
 
   get stats(): JournalStats {
     return {
@@ -562,11 +743,45 @@ export class Journal {
       ...this.stats,
       corruptBytesSkipped: this.s.corruptBytesSkipped,
       droppedLines: this.s.droppedLines,
-      bufferedBytes: this.len,
+      bufferedBytes: this.inflightBytes + this.pendingBytes,
       lastSeq: this.seq,
       writtenSeq: this.writtenSeq,
       durableSeq: this.ackedSeq,
       replayedLines: this.s.replayedLines,
+      retiredLines: this.s.retiredLines,
+      diskBytes: this.diskBytes,
     };
+  }
+}
+
+/** Runs with their peers renumbered into a table of the record's own. */
+function localPeers(runs: Runs, names: readonly string[]): { runs: Runs; peers: string[] } {
+  const ids = new Map<number, number>();
+  const peers: string[] = [];
+  const peer = new Uint32Array(runs.peer.length);
+  for (let i = 0; i < peer.length; i++) {
+    let p = ids.get(runs.peer[i]);
+    if (p === undefined) {
+      p = peers.length;
+      peers.push(names[runs.peer[i]] ?? '');
+      ids.set(runs.peer[i], p);
+    }
+    peer[i] = p;
+  }
+  return { runs: { off: runs.off, lines: runs.lines, time: runs.time, peer }, peers };
+}
+
+/** The records of a group's bytes (written by this journal: consecutive, intact unless
+ *  the disk changed them — then the rest of the group is skipped and counted). */
+export function* recordsOf(img: Buffer, onDamage: () => void): Generator<ParsedRecord> {
+  let pos = 0;
+  while (pos < img.length) {
+    const rec = parseRecord(img, pos);
+    if (rec === null) {
+      onDamage();
+      return;
+    }
+    yield rec;
+    pos += rec.length;
   }
 }

@@ -39,6 +39,9 @@ class Peers implements PeerTable {
 }
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+/** Released chunks kept for reuse. Chunks the journal still writes from are released
+ *  late; without enough spares each would be a fresh allocation left to GC. */
+const MAX_SPARE = 8;
 /** A block is sealed once its bytes reach this size (the unit of a scan job). */
 export const BLOCK_BYTES = 1024 * 1024;
 
@@ -114,6 +117,22 @@ function sharedBuffer(size: number): Buffer {
   return Buffer.from(new SharedArrayBuffer(size));
 }
 
+/** Lines [firstSeq, firstSeq + count) of one block, handed to a recorder (the journal)
+ *  once: bytes chunk.buf[start, end), runs and lineEnds relative to `start`, runs' peers
+ *  ids in the store's peer table. The chunk stays pinned until release(). */
+export interface RecordRange {
+  readonly chunk: Chunk;
+  readonly start: number;
+  readonly end: number;
+  readonly firstSeq: number;
+  readonly count: number;
+  readonly runs: Runs;
+  readonly lineEnds: Uint32Array | undefined;
+  readonly minTime: number;
+  readonly maxTime: number;
+  release(): void;
+}
+
 /** Blocks pinned for one reader; release() once done (idempotent). */
 export interface PinnedBlocks {
   readonly blocks: readonly StoreBlock[];
@@ -152,6 +171,14 @@ export class LogStore {
   /** Time and peer of the open block's last run. */
   private runTime = NaN;
   private runPeer = -1;
+  /** Receives every line once, in order, a range of a block at a time (cut()). */
+  private recorder: ((r: RecordRange) => void) | undefined;
+  private cutScheduled = false;
+  /** In the open block: lines, bytes and runs already handed to the recorder. */
+  private recLines = 0;
+  private recOff = 0;
+  private recRun = 0;
+  private recRunUsed = 0;
   /** Oldest live sequence number, and the next one to be assigned. */
   private head: number;
   private tail: number;
@@ -174,6 +201,12 @@ export class LogStore {
     this.times = new Float64Array(capacity);
     this.peerIds = new Uint32Array(capacity);
     this.head = this.tail = firstSeq;
+  }
+
+  /** Number the next entry `seq` (a journal's next sequence); only while empty. */
+  startAt(seq: number): void {
+    if (this.size !== 0) throw new Error('LogStore.startAt: the store holds entries');
+    this.head = this.tail = seq;
   }
 
   get size(): number {
@@ -254,6 +287,10 @@ export class LogStore {
     this.peerIds[slot] = peer;
     this.total++;
     this.bytes += len;
+    if (this.recorder !== undefined && !this.cutScheduled) {
+      this.cutScheduled = true;
+      setImmediate(this.cutLater);
+    }
     return seq;
   }
 
@@ -297,8 +334,82 @@ export class LogStore {
   /** Seal the open block (if it holds anything) and open a new one at curOff. */
   private startBlock(): void {
     const open = this.open;
-    if (open !== undefined && open.count > 0) this.sealed.push(open.freeze());
+    if (open !== undefined && open.count > 0) {
+      this.cut();
+      this.sealed.push(open.freeze());
+    }
     this.open = new OpenBlock(this.cur!, this.curOff, this.tail);
+    this.recLines = this.recRun = this.recRunUsed = 0;
+    this.recOff = this.curOff;
+  }
+
+  /** Every line appended from now on goes to `fn`, once (see cut()). */
+  setRecorder(fn: (r: RecordRange) => void): void {
+    this.recorder = fn;
+    this.recLines = this.open?.count ?? 0;
+    this.recOff = this.open?.end ?? 0;
+    this.recRun = Math.max(0, (this.open?.runLines.length ?? 1) - 1);
+    this.recRunUsed = this.open?.runLines[this.recRun] ?? 0;
+  }
+
+  private readonly cutLater = (): void => {
+    this.cutScheduled = false;
+    this.cut();
+  };
+
+  /** Hand the lines of the open block appended since the last cut to the recorder (done
+   *  at the end of every turn that appended, and when a block is sealed). */
+  cut(): void {
+    const b = this.open;
+    if (this.recorder === undefined || b === undefined || b.count === this.recLines) return;
+    this.flushRun();
+    // The run the last cut ended in, if it got no more lines since, is not part of this one.
+    const skip = b.runLines[this.recRun] === this.recRunUsed ? 1 : 0;
+    const firstRun = this.recRun + skip;
+    const used = skip ? 0 : this.recRunUsed;
+    const nRuns = b.runOff.length - firstRun;
+    const runs: Runs = { off: new Uint32Array(nRuns), lines: new Uint32Array(nRuns), time: new Float64Array(nRuns), peer: new Uint32Array(nRuns) };
+    let minTime = Infinity;
+    let maxTime = -Infinity;
+    const base = this.recOff - b.start;
+    for (let i = 0; i < nRuns; i++) {
+      const r = firstRun + i;
+      runs.off[i] = i === 0 ? 0 : b.runOff[r] - base;
+      runs.lines[i] = b.runLines[r] - (i === 0 ? used : 0);
+      runs.time[i] = b.runTime[r];
+      runs.peer[i] = b.runPeer[r];
+      if (b.runTime[r] < minTime) minTime = b.runTime[r];
+      if (b.runTime[r] > maxTime) maxTime = b.runTime[r];
+    }
+    let lineEnds: Uint32Array | undefined;
+    if (b.lineEnds) {
+      lineEnds = new Uint32Array(b.count - this.recLines);
+      for (let i = 0; i < lineEnds.length; i++) lineEnds[i] = b.lineEnds[this.recLines + i] - base;
+    }
+    const chunk = b.chunk;
+    chunk.pins++;
+    let released = false;
+    const range: RecordRange = {
+      chunk,
+      start: this.recOff,
+      end: b.end,
+      firstSeq: b.firstSeq + this.recLines,
+      count: b.count - this.recLines,
+      runs,
+      lineEnds,
+      minTime,
+      maxTime,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.unpin(chunk);
+      },
+    };
+    this.recLines = b.count;
+    this.recOff = b.end;
+    this.recRun = b.runLines.length - 1;
+    this.recRunUsed = b.runLines[this.recRun];
+    this.recorder(range);
   }
 
   private newChunk(minLen: number): void {
@@ -342,7 +453,7 @@ export class LogStore {
   }
 
   private recycle(chunk: Chunk): void {
-    if (chunk.buf.length === this.chunkSize && this.spare.length < 2) this.spare.push(chunk);
+    if (chunk.buf.length === this.chunkSize && this.spare.length < MAX_SPARE) this.spare.push(chunk);
   }
 
   /** Pin the blocks holding entries [fromSeq, nextSeq) (fromSeq clamped to the oldest
@@ -396,6 +507,7 @@ export class LogStore {
 
   /** Remove every entry. Returns how many were removed. */
   clear(): number {
+    this.cut();
     this.flushRun();
     const n = this.size;
     this.head = this.tail;

@@ -1,0 +1,252 @@
+// The journal's writer thread: everything that touches segment files after open —
+// the CRC of each record's bytes, positional writes, fsync, segment creation and
+// deletion — so the main thread's cost per ingest turn is one postMessage.
+//
+// It executes the main thread's operations in order (the main thread decides every
+// record's place), reports progress, and, under `always`, runs one fsync per batch of
+// writes that arrived while the previous one ran (group commit). A counter in shared
+// memory counts finished write messages so the main thread can wait for it when the
+// disk falls behind (see Journal.waitWriter).
+import * as fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { sealRecord } from './format';
+import { CTL_FAILED, CTL_WRITTEN, type WriterData, type WriterEvent, type WriterOp } from './writer-protocol';
+
+const IOV_MAX = 1024;
+
+const data = workerData as WriterData;
+const ctl = new Int32Array(data.ctl);
+const fdsOpen = new Map<number, number>();
+/** Finished segments owed an fsync by the next group commit ('always'). */
+const retired: number[] = [];
+let active = -1;
+let dirFd = -1;
+let dirDirty = false;
+let writtenSeq = 0;
+let syncedSeq = 0;
+let msgs = 0;
+let fsyncs = 0;
+let failed = false;
+let scheduled = false;
+let syncing = false;
+/** close() waiting for the fsync round in flight. */
+const syncWaiters: (() => void)[] = [];
+let timer: NodeJS.Timeout | undefined;
+
+function post(e: WriterEvent): void {
+  parentPort!.postMessage(e);
+}
+
+function fail(e: unknown): void {
+  if (failed) return;
+  failed = true;
+  const err = e as NodeJS.ErrnoException;
+  Atomics.store(ctl, CTL_FAILED, 1);
+  Atomics.notify(ctl, CTL_WRITTEN);
+  post({ ev: 'error', message: err.message, code: err.code });
+}
+
+function buf(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+function doWrite(op: Extract<WriterOp, { op: 'write' }>): void {
+  const fd = fdsOpen.get(op.segNo);
+  if (fd === undefined) throw new Error(`journal writer: segment ${op.segNo} is not open`);
+  const iov: Buffer[] = [];
+  for (const it of op.items) {
+    const head = buf(it.head);
+    const bytes = Buffer.from(it.sab, it.off, it.len);
+    sealRecord(head, bytes);
+    iov.push(head, bytes);
+  }
+  let pos = op.pos;
+  try {
+    for (let i = 0; i < iov.length; i += IOV_MAX) {
+      const part = iov.slice(i, i + IOV_MAX);
+      let want = 0;
+      for (const b of part) want += b.length;
+      let done = fs.writevSync(fd, part, pos);
+      // A short write (rare on files): finish it piece by piece.
+      while (done < want) {
+        let skip = done;
+        for (const b of part) {
+          if (skip >= b.length) {
+            skip -= b.length;
+            continue;
+          }
+          const n = fs.writeSync(fd, b, skip, b.length - skip, pos + done);
+          done += n;
+          break;
+        }
+      }
+      pos += want;
+    }
+  } catch (e) {
+    // Leave no torn record behind: cut the file back to where this write began.
+    try {
+      fs.ftruncateSync(fd, op.pos);
+    } catch {
+      /* the error below is what matters */
+    }
+    throw e;
+  }
+  writtenSeq = op.lastSeq;
+}
+
+/** One fsync round: every finished segment still owed one, the active segment, the
+ *  directory if it changed. It runs on this thread's libuv pool, so writes go on while
+ *  the disk syncs (a sync of a second of data can take that long again). */
+function startSync(): void {
+  if (syncing || failed) return;
+  const target = writtenSeq;
+  const fds = retired.splice(0);
+  const fd = fdsOpen.get(active);
+  const dir = dirDirty && dirFd >= 0 && data.policy !== 'never';
+  if (target <= syncedSeq && fds.length === 0 && !dir) return;
+  dirDirty = false;
+  syncing = true;
+  const all = fd !== undefined ? [...fds, fd] : fds;
+  let pending = all.length + (dir ? 1 : 0);
+  let err: NodeJS.ErrnoException | null = null;
+  const done = (e: NodeJS.ErrnoException | null): void => {
+    if (e && err === null) err = e;
+    if (--pending > 0) return;
+    for (const f of fds) fs.close(f, () => {});
+    syncing = false;
+    if (err !== null) return fail(err);
+    if (target > syncedSeq) syncedSeq = target;
+    post({ ev: 'durable', seq: syncedSeq, fsyncs });
+    const waiter = syncWaiters.shift();
+    if (waiter) waiter();
+    else if (retired.length > 0 || (data.policy === 'always' && writtenSeq > syncedSeq)) startSync();
+  };
+  if (pending === 0) return done(null);
+  for (const f of all) {
+    fsyncs++;
+    fs.fdatasync(f, done);
+  }
+  if (dir) fs.fsync(dirFd, done);
+}
+
+/** After the batch of messages this turn delivered: report, and group-commit. */
+function afterBatch(): void {
+  scheduled = false;
+  if (failed) return;
+  post({ ev: 'written', seq: writtenSeq, msgs, fsyncs });
+  if (data.policy === 'always' || retired.length > 0) startSync();
+  if (data.policy === 'interval' && timer === undefined && (writtenSeq > syncedSeq || dirDirty)) {
+    timer = setTimeout(() => {
+      timer = undefined;
+      startSync();
+    }, data.intervalMs);
+  }
+}
+
+function handle(op: WriterOp): void {
+  switch (op.op) {
+    case 'open': {
+      const fd = fs.openSync(op.path, op.header ? 'wx' : 'r+');
+      fdsOpen.set(op.segNo, fd);
+      if (op.header) {
+        fs.writeSync(fd, buf(op.header), 0, op.header.byteLength, 0);
+        dirDirty = true; // made durable with the next fsync round
+      }
+      active = op.segNo;
+      return;
+    }
+    case 'write':
+      doWrite(op);
+      return;
+    case 'retire': {
+      // A finished segment is synced (sync policies) and closed by the next fsync round,
+      // started after this batch — not at the next interval, so a small rotate size does
+      // not pile up open files.
+      const fd = fdsOpen.get(op.segNo);
+      fdsOpen.delete(op.segNo);
+      if (fd === undefined) return;
+      if (data.policy === 'never') fs.closeSync(fd);
+      else retired.push(fd);
+      return;
+    }
+    case 'unlink':
+      for (const p of op.paths) {
+        try {
+          fs.unlinkSync(p);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        }
+      }
+      dirDirty = true;
+      return;
+    case 'writeFile': {
+      const tmp = `${op.path}.tmp`;
+      fs.writeFileSync(tmp, buf(op.data));
+      fs.renameSync(tmp, op.path);
+      dirDirty = true;
+      return;
+    }
+    case 'close':
+      return;
+  }
+}
+
+function close(): void {
+  if (syncing) {
+    syncWaiters.push(close);
+    return;
+  }
+  if (timer !== undefined) clearTimeout(timer);
+  if (!failed) {
+    try {
+      // the last round, on this thread: everything written is durable before 'closed'
+      for (const f of retired) {
+        fsyncs++;
+        fs.fdatasyncSync(f);
+      }
+      const fd = fdsOpen.get(active);
+      if (fd !== undefined) {
+        fsyncs++;
+        fs.fsyncSync(fd);
+      }
+      if (dirDirty && dirFd >= 0) fs.fsyncSync(dirFd);
+      syncedSeq = writtenSeq;
+    } catch (e) {
+      fail(e);
+    }
+  }
+  for (const f of retired.splice(0)) fs.closeSync(f);
+  for (const fd of fdsOpen.values()) fs.closeSync(fd);
+  fdsOpen.clear();
+  if (dirFd >= 0) fs.closeSync(dirFd);
+  if (!failed) post({ ev: 'written', seq: writtenSeq, msgs, fsyncs });
+  post({ ev: 'closed', fsyncs });
+  parentPort!.close();
+}
+
+try {
+  dirFd = fs.openSync(data.dir, 'r');
+} catch {
+  dirFd = -1; // platforms without directory fds: no directory fsync
+}
+
+parentPort!.on('message', (op: WriterOp) => {
+  if (op.op === 'close') return close();
+  if (!failed) {
+    try {
+      handle(op);
+    } catch (e) {
+      fail(e);
+    }
+  }
+  if (op.op === 'write') {
+    msgs++;
+    Atomics.add(ctl, CTL_WRITTEN, 1);
+    Atomics.notify(ctl, CTL_WRITTEN);
+  }
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(afterBatch);
+  }
+});
