@@ -120,16 +120,7 @@ function sharedBuffer(size: number): Buffer {
 /** Lines [firstSeq, firstSeq + count) of one block, handed to a recorder (the journal)
  *  once: bytes chunk.buf[start, end), runs and lineEnds relative to `start`, runs' peers
  *  ids in the store's peer table. The chunk stays pinned until release(). */
-export interface RecordRange {
-  readonly chunk: Chunk;
-  readonly start: number;
-  readonly end: number;
-  readonly firstSeq: number;
-  readonly count: number;
-  readonly runs: Runs;
-  readonly lineEnds: Uint32Array | undefined;
-  readonly minTime: number;
-  readonly maxTime: number;
+export interface RecordRange extends StoreBlock {
   release(): void;
 }
 
