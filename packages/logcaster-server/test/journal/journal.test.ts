@@ -549,7 +549,7 @@ describe('journal: fsync policies and durability acknowledgements', function () 
     }
     expect(acks[acks.length - 1]).to.equal(500);
     await delay(250); // the last interval's fsync round runs and reports
-    expect(j.stats.fsyncs).to.be.within(2, 10);
+    expect(j.stats.fsyncs).to.be.within(1, 10); // periodic, not one per write (a round can take long on a busy disk)
     const before = j.stats.fsyncs;
     await delay(250); // idle: nothing new, no fsync
     expect(j.stats.fsyncs).to.equal(before);
