@@ -73,8 +73,12 @@ describe('examples/echo', function () {
 
   it('exits 0 on SIGINT', async () => {
     const s = await startEcho(['--port', '0']);
-    const code = await new Promise((resolve) => { s.child.removeAllListeners('exit'); s.child.once('exit', (c, sig) => resolve(c === null ? sig : c)); s.child.kill('SIGINT'); });
-    expect(code).to.equal(0);
+    try {
+      const code = await new Promise((resolve) => { s.child.once('exit', (c, sig) => resolve(c === null ? sig : c)); s.child.kill('SIGINT'); });
+      expect(code).to.equal(0);
+    } finally {
+      s.child.kill('SIGKILL'); // no-op once it has exited
+    }
   });
 
   it('rejects a bad --port with status 2', () => {

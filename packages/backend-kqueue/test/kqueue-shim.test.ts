@@ -25,27 +25,43 @@ function newestSource(): number {
   return newest;
 }
 
-/** Build the shim addon if it is missing or older than its sources; returns why it cannot be used, or ''. */
-function ensureShimBuilt(): string {
-  if (process.platform !== 'linux') return `the epoll shim is for Linux; ${process.platform} has real kqueue`;
-  if (existsSync(addon) && statSync(addon).mtimeMs >= newestSource()) return '';
-  const r = spawnSync('npx', ['node-gyp', 'rebuild', '--directory', shimDir], {
+/** The build tools node-gyp needs that are not on PATH. */
+function missingToolchain(): string[] {
+  return ['make', 'g++', 'python3'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
+}
+
+/** Build the shim addon if it is missing or older than its sources. Returns why it is
+ *  not run here (not Linux, no toolchain), or a build failure (which fails the test:
+ *  a compile error in the real kqueue_poller.cc must not pass as a skip). */
+function ensureShimBuilt(): { skip?: string; failure?: string } {
+  if (process.platform !== 'linux') return { skip: `the epoll shim is for Linux; ${process.platform} has real kqueue` };
+  if (existsSync(addon) && statSync(addon).mtimeMs >= newestSource()) return {};
+  const missing = missingToolchain();
+  if (missing.length) return { skip: `needs a C++ toolchain to build the shim; missing: ${missing.join(', ')}` };
+  const r = spawnSync(process.execPath, [require.resolve('node-gyp/bin/node-gyp.js'), 'rebuild', '--directory', shimDir, '--jobs', 'max'], {
     cwd: pkgDir,
     encoding: 'utf8',
     timeout: 300000,
   });
   if (r.status !== 0 || !existsSync(addon)) {
-    const tail = `${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim().split('\n').slice(-3).join(' | ');
-    return `could not build the shim addon (needs a C++ toolchain): ${tail}`;
+    const errors = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').filter((l) => /error|Error/.test(l)).slice(0, 20).join('\n');
+    return { failure: `node-gyp rebuild of the shim failed (${r.status ?? r.signal}${r.error ? `, ${String(r.error)}` : ''}):\n${errors}` };
   }
-  return '';
+  return {};
 }
 
-const why = ensureShimBuilt();
-if (why) {
+const built = ensureShimBuilt();
+if (built.skip) {
   describe('conformance: kqueue (via epoll shim)', () => {
-    it(`skipped — ${why}`, function () {
+    it(`skipped — ${built.skip}`, function () {
       this.skip();
+    });
+  });
+} else if (built.failure) {
+  const failure = built.failure;
+  describe('conformance: kqueue (via epoll shim)', () => {
+    it('builds the kqueue backend against the epoll shim', () => {
+      throw new Error(failure);
     });
   });
 } else {

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { closeSync, openSync } from 'node:fs';
 
 import { createReactor, type Reactor } from '@logcaster/core';
-import { peer, waitFor, type Peer } from '@logcaster/testkit';
+import { peer, skipBecause, waitFor, type Peer } from '@logcaster/testkit';
 
 describe('poll backend', function () {
   this.timeout(30000);
@@ -31,8 +31,7 @@ describe('poll backend', function () {
         if (fd >= 1100) break;
       }
     } catch (err) {
-      console.log(`      skipped: cannot open descriptors past 1100 here (${(err as Error).message})`);
-      this.skip();
+      skipBecause(this, `cannot open descriptors past 1100 here: ${(err as Error).message}`);
     }
     for (let i = 0; i < 20; i++) clients.push(await peer(l.port));
     clients.forEach((c, i) => c.socket.write(`high ${i}`));

@@ -1,6 +1,8 @@
-// Runs the benchmark in --quick mode as a child process and checks that the harness
-// works end to end and that every server moved data. No timing thresholds: this machine's
-// speed is not under test here.
+// Runs the benchmark as a child process in --quick mode, cut down further to every
+// workload once on one server of each kind (the C reference, node:net, the reactor
+// and LogCaster on auto's backend), and checks that the harness works end to end and
+// that every server moved data. No timing thresholds: this machine's speed is not
+// under test here. Every backend is benchmarked by `npm run bench` (docs/BENCHMARKS.md).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,7 +10,11 @@ import * as path from 'node:path';
 
 import { expect } from 'chai';
 
+import { loadBackend } from '@logcaster/core';
+
 import type { BenchResults, Cell } from '../src/types';
+
+const backend = loadBackend('auto').name;
 
 describe('bench --quick', function () {
   this.timeout(240000);
@@ -18,7 +24,9 @@ describe('bench --quick', function () {
 
   before(function () {
     const cli = path.resolve(__dirname, '..', 'src', 'cli.js');
-    const r = spawnSync(process.execPath, [cli, '--quick', '--out', out], { encoding: 'utf8', timeout: 230000 });
+    const smoke = ['--duration', '0.2', '--warmup', '0.05', '--conns', '1', '--idle', '100', '--idle-conns', '50', '--c-models', 'epoll'];
+    const only = ['--only', `c-epoll,node-net,reactor-${backend},logcaster-${backend}`];
+    const r = spawnSync(process.execPath, [cli, '--quick', ...smoke, ...only, '--out', out], { encoding: 'utf8', timeout: 230000 });
     stdout = r.stdout;
     if (r.status !== 0) throw new Error(`bench --quick exited ${r.status ?? r.signal}: ${r.stderr.slice(-2000)}`);
     res = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as BenchResults;
@@ -44,23 +52,28 @@ describe('bench --quick', function () {
     }
   });
 
-  it('moves data through the reactor on every loaded backend', () => {
-    const loaded = res.backends.filter((b) => b.status === 'loaded').map((b) => b.name);
-    expect(loaded, 'at least one backend loads').to.not.be.empty;
-    for (const b of loaded) {
-      const cells = res.cells.filter((c) => c.server === `reactor-${b}` && c.workload === 'echo' && !c.skip);
-      expect(cells, `reactor-${b} echo cells`).to.not.be.empty;
-      for (const c of cells) expect(moved(c), `${c.key}: ${c.runs.map((r) => r.error).join(' ')}`).to.equal(true);
-    }
+  it(`moves data through the reactor (${backend}, auto's choice)`, () => {
+    const cells = res.cells.filter((c) => c.server === `reactor-${backend}` && !c.skip);
+    expect(cells.map((c) => c.workload), `reactor-${backend} cells`).to.include.members(['echo', 'sparse', 'idle-rss']);
+    for (const c of cells.filter((x) => x.workload !== 'idle-rss')) expect(moved(c), `${c.key}: ${c.runs.map((r) => r.error).join(' ')}`).to.equal(true);
   });
 
-  it('ingests through LogCaster on every loaded backend (when the server is present)', function () {
-    const lc = res.cells.filter((c) => c.server.startsWith('logcaster-') && !c.skip && c.workload !== 'idle-rss');
-    if (!lc.length) this.skip();
+  it(`ingests through LogCaster (${backend}): acked, streamed with nothing lost, persisted`, () => {
+    const lc = res.cells.filter((c) => c.server === `logcaster-${backend}` && !c.skip && c.workload !== 'idle-rss');
+    expect(lc.map((c) => c.workload), 'LogCaster cells (the server is part of this workspace)').to.include.members(['ack', 'stream', 'persist']);
     for (const c of lc) expect(moved(c), `${c.key}: ${c.runs.map((r) => r.error).join(' ')}`).to.equal(true);
     for (const c of lc.filter((x) => x.workload === 'stream')) {
       expect(c.summary?.stored, `${c.key} stored lines`).to.be.greaterThan(0);
       expect(c.summary?.lost, `${c.key} lost lines`).to.equal(0);
+    }
+  });
+
+  it('holds idle connections on every server and measures their memory', () => {
+    const idle = res.cells.filter((c) => c.workload === 'idle-rss' && !c.skip);
+    expect(idle.map((c) => c.server), 'idle-rss cells').to.include.members(['c-epoll', 'node-net', `reactor-${backend}`, `logcaster-${backend}`]);
+    for (const c of idle) {
+      expect(c.runs.every((r) => !r.error), `${c.key}: ${c.runs.map((r) => r.error).join(' ')}`).to.equal(true);
+      expect(c.summary?.idleBytesPerConn, `${c.key} bytes per idle connection`).to.be.a('number').and.not.NaN;
     }
   });
 

@@ -52,6 +52,9 @@ import type {
 const { EPIPE, ERANGE } = constants.errno;
 const DEFAULT_READ_BUFFER = 1024 * 1024;
 const DEFAULT_MAX_EVENTS = 8192;
+/** The engine refuses a smaller event buffer (core/native/addon.cc): a harvest keeps
+ *  slack for the records one read or close adds. */
+const MIN_MAX_EVENTS = 64;
 
 function normaliseHost(host: string | undefined): string {
   if (host === undefined || host === 'localhost') return '127.0.0.1';
@@ -257,6 +260,9 @@ class ReactorImpl implements Reactor {
     this.allowHalfOpen = options.allowHalfOpen ?? false;
     this.onError = options.onError;
     const maxEvents = options.maxEventsPerBatch ?? DEFAULT_MAX_EVENTS;
+    if (!Number.isInteger(maxEvents) || maxEvents < MIN_MAX_EVENTS) {
+      throw new RangeError(`maxEventsPerBatch must be an integer of at least ${MIN_MAX_EVENTS}, got ${maxEvents}`);
+    }
     this.events = new Int32Array(EVENT_HEADER + EVENT_INTS * maxEvents);
     // Own (unpooled) memory: the engine keeps a pointer into it for its lifetime.
     this.arena = Buffer.allocUnsafeSlow(options.readBufferSize ?? DEFAULT_READ_BUFFER);

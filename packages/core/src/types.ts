@@ -266,7 +266,7 @@ export interface ReactorOptions {
   sqpoll?: boolean;
   /** Size of the loop-wide read buffer shared by all connections. Default 1 MiB. */
   readBufferSize?: number;
-  /** Events handed to JS per batch at most. Default 8192. */
+  /** Events handed to JS per batch at most. Default 8192, at least 64. */
   maxEventsPerBatch?: number;
   /** Keep a connection open after the peer half-closes until the handler ends it. */
   allowHalfOpen?: boolean;

@@ -4,6 +4,8 @@ export * from './examples';
 export * from './fs';
 export * from './http';
 export * from './clients';
+export * from './mocha';
+export * from './process';
 export { describePrebuiltInstall, testPrebuiltInstall, type PrebuiltInstallResult } from './packaging';
 export * from './netns';
 export { TCP_CLIENT_SCRIPT } from './tcp-client';

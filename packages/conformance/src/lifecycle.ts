@@ -1,0 +1,179 @@
+// Conformance cases about the process around a reactor: what keeps it alive, what
+// lets it exit, exceptions nobody catches, worker threads and the blocking run().
+import { expect } from 'chai';
+import { Worker } from 'node:worker_threads';
+
+import { delay, peer, runNode, startNode, waitFor } from '@logcaster/testkit';
+
+import { childPrelude, connectSendAndExit, type SuiteContext } from './context';
+
+/** A worker running `code` (after the suite's prelude); terminated after the test. */
+function startWorker(ctx: SuiteContext, code: string, workers: Worker[]): { worker: Worker; messages: unknown[] } {
+  const worker = new Worker(`const { parentPort } = require('worker_threads');\n${childPrelude(ctx)}\n${code}`, { eval: true });
+  const messages: unknown[] = [];
+  worker.on('message', (m) => messages.push(m));
+  workers.push(worker);
+  return { worker, messages };
+}
+
+export function lifecycleCases(ctx: SuiteContext): void {
+  const workers: Worker[] = [];
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.terminate()));
+  });
+
+  describe('the process around it', () => {
+    /** A child whose only handles are the reactor's: it prints its port, then `body` runs. */
+    const child = (body: string): ReturnType<typeof startNode> =>
+      startNode(`
+        ${childPrelude(ctx)}
+        const r = createReactorWith(backend, {});
+        const l = r.listen({ port: 0 }, { onData(c, d) { c.write(d); } });
+        console.log('port ' + l.port);
+        ${body}
+      `);
+
+    it('exits by itself once close() has run, or after unref()', async () => {
+      const bodies = ['r.close();', 'r.unref();', 'r.unref(); r.setTimer(60000, () => {});'];
+      const children = bodies.map(child);
+      try {
+        // Generous: exiting takes milliseconds; a held process would never exit.
+        const exits = await Promise.all(children.map((c) => Promise.race([c.exited, new Promise<'held'>((r) => setTimeout(() => r('held'), 10000))])));
+        exits.forEach((exit, i) => expect(exit, `${bodies[i]} → ${children[i].stderr()}`).to.deep.equal({ code: 0, signal: null }));
+      } finally {
+        await Promise.all(children.map((c) => c.kill()));
+      }
+    });
+
+    it('keeps the process alive while open and referenced (also after unref() then ref())', async () => {
+      const bodies = ['', 'r.unref(); r.ref();'];
+      const children = bodies.map(child);
+      try {
+        await Promise.all(children.map(async (c, i) => {
+          const what = bodies[i] || 'open';
+          const port = Number((await c.waitForOutput(/port (\d+)/))[1]);
+          // The script has ended; only the reactor holds the process. It must still be
+          // there, and serving, well after an unheld process would have exited.
+          await delay(300);
+          expect(c.child.exitCode, `${what}: exited; ${c.stderr()}`).to.equal(null);
+          const p = await peer(port);
+          p.socket.end('still here');
+          await p.ended;
+          expect(p.text(), what).to.equal('still here');
+          expect(c.child.exitCode, what).to.equal(null);
+        }));
+        // Ended by our SIGKILL, not by itself.
+        for (const exit of await Promise.all(children.map((c) => c.kill()))) expect(exit).to.deep.equal({ code: null, signal: 'SIGKILL' });
+      } finally {
+        await Promise.all(children.map((c) => c.kill()));
+      }
+    });
+  });
+
+  describe('exceptions in handlers', () => {
+    it('without onError: rethrown as an uncaught exception after the rest of the batch; that connection is closed', async () => {
+      // Two clients send while the child is blocked, so both reads land in one batch:
+      // both handlers run (both throw), then the first exception surfaces.
+      const r = await runNode(`
+        ${childPrelude(ctx)}
+        const r = createReactorWith(backend, {});
+        const seen = [];
+        const l = r.listen({ port: 0 }, {
+          onData(c, d) { seen.push('data ' + d); throw new Error('thrown for ' + d); },
+          onClose(c, err) { seen.push('close ' + (err && err.message)); },
+        });
+        process.on('uncaughtException', (e) => {
+          console.log(JSON.stringify({ error: e.message, seen }));
+          process.exit(0);
+        });
+        const { spawnSync } = require('child_process');
+        const clients = spawnSync(process.execPath, ['-e', ${JSON.stringify(connectSendAndExit(2, 'x'))}, String(l.port)]);
+        if (clients.status !== 0) { console.error(String(clients.stderr)); process.exit(3); }
+      `, 20000);
+      expect(r.code, r.stderr).to.equal(0);
+      const out = JSON.parse(r.stdout) as { error: string; seen: string[] };
+      expect(out.error).to.equal('thrown for x');
+      // Both reads delivered, and each throwing connection closed with its error,
+      // before the exception was rethrown.
+      expect(out.seen.sort()).to.deep.equal(['close thrown for x', 'close thrown for x', 'data x', 'data x']);
+    });
+  });
+
+  describe('worker threads and run()', () => {
+    it('runs one reactor per worker thread', async () => {
+      const code = `
+        const r = createReactorWith(backend, {});
+        const l = r.listen({ port: 0 }, { onData(c, d) { c.write(d); } });
+        parentPort.postMessage(l.port);
+        parentPort.on('message', async () => { await r.close(); parentPort.postMessage('closed'); });
+      `;
+      const started = [startWorker(ctx, code, workers), startWorker(ctx, code, workers)];
+      await waitFor(() => started.every((w) => w.messages.length === 1), 10000, 'both workers listening');
+      const ports = started.map((w) => w.messages[0] as number);
+      expect(ports[0]).to.not.equal(ports[1]);
+      for (const port of ports) {
+        const p = await peer(port);
+        p.socket.end(`to ${port}`);
+        await p.ended;
+        expect(p.text()).to.equal(`to ${port}`);
+      }
+      for (const w of started) w.worker.postMessage('close');
+      await waitFor(() => started.every((w) => w.messages[1] === 'closed'), 10000, 'both reactors closed');
+    });
+
+    it('serves in blocking run() mode inside a worker thread, idle sweep included', async () => {
+      const { messages } = startWorker(ctx, `
+        const r = createReactorWith(backend, {});
+        let served = 0;
+        const l = r.listen({ port: 0 }, {
+          onOpen(c) { c.setIdleTimeout(150); },
+          onData(c, d) { c.write(d); },
+          onTimeout(c) { c.end('idle\\n'); },
+          onClose() { served++; },
+        });
+        parentPort.postMessage(l.port);
+        r.run(() => served === 2);
+        parentPort.postMessage('returned ' + served);
+        r.close();
+      `, workers);
+      await waitFor(() => messages.length === 1, 10000, 'worker port');
+      const port = messages[0] as number;
+      const a = await peer(port);
+      a.socket.end('blocking');
+      await a.ended;
+      expect(a.text()).to.equal('blocking');
+      // The idle sweep must run in run() mode too (libuv timers do not).
+      const b = await peer(port);
+      await b.ended;
+      expect(b.text()).to.equal('idle\n');
+      b.socket.end();
+      await waitFor(() => messages.length === 2, 10000, 'run() to return');
+      expect(messages[1]).to.equal('returned 2');
+    });
+
+    it('run() returns when a handler calls close(); every connection gets onClose', async () => {
+      const { messages } = startWorker(ctx, `
+        const r = createReactorWith(backend, {});
+        const closes = [];
+        const l = r.listen({ port: 0 }, {
+          onData(c, d) { if (String(d) === 'quit') r.close(); else c.write(d); },
+          onClose(c, err) { closes.push(err ? err.message : 'clean'); },
+        });
+        parentPort.postMessage(l.port);
+        r.run();
+        parentPort.postMessage({ returned: true, closes: closes.length });
+      `, workers);
+      await waitFor(() => messages.length === 1, 10000, 'worker port');
+      const port = messages[0] as number;
+      const bystander = await peer(port);
+      bystander.socket.write('hi');
+      await waitFor(() => bystander.text() === 'hi', 10000, 'echo in run() mode');
+      const quitter = await peer(port);
+      quitter.socket.write('quit');
+      await waitFor(() => messages.length === 2, 10000, 'run() to return');
+      expect(messages[1]).to.deep.equal({ returned: true, closes: 2 });
+      await bystander.closed;
+      await quitter.closed;
+    });
+  });
+}
