@@ -1,5 +1,6 @@
 // LogCaster: wires the reactor, the store, the journal, the ingest and query ports.
 import { EventEmitter } from 'node:events';
+import { access, constants as fsConstants } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { createReactor, type BackendName, type Handler, type Listener, type Reactor } from '@logcaster/core';
@@ -7,7 +8,11 @@ import { createReactor, type BackendName, type Handler, type Listener, type Reac
 import { admitOnly } from './access/allow';
 import { requireAuth } from './access/auth-gate';
 import { resolveAccess, type Access, type AccessEvent } from './access/config';
+import type { TokenSet } from './access/tokens';
 import { checkOptions, MAX_TIMER_MS, optionDefault } from './cli/args';
+import type { ReadyReport } from './http/api';
+import { HttpPort, resolveHttpAccess } from './http/http-port';
+import type { ServerMetrics } from './http/metrics';
 import { IngestPort, type StoredLine } from './ingest/ingest-port';
 import { Journal, type FsyncPolicy } from './journal';
 import { QueryEngine } from './query/engine';
@@ -38,6 +43,14 @@ export interface LogCasterOptions {
   port?: number;
   /** Query port, default 9998 (0 picks a free port). */
   queryPort?: number;
+  /** HTTP port (metrics, health, query API, live tail, web console) on queryHost; 0 picks
+   *  a free port. Default null: none (the CLI's default is 9997). */
+  httpPort?: number | null;
+  /** Tokens a non-loopback HTTP client sends as `Authorization: Bearer <token>`; CLEAR
+   *  over HTTP needs one from every client. */
+  httpTokens?: string[];
+  /** A file of HTTP tokens, one per line ('#' comments), read at construction. */
+  httpTokenFile?: string;
   /** Entries kept in memory; the oldest are dropped beyond it. Default 100000. */
   capacity?: number;
   /** Longest line kept, bytes; longer lines are truncated and marked. Default 65536. */
@@ -74,6 +87,8 @@ export interface StartInfo {
   backend: BackendName;
   host: string;
   queryHost: string;
+  /** The HTTP port, when there is one (on queryHost). */
+  httpPort: number | undefined;
   /** Absolute journal directory, or undefined when memory-only. */
   dataDir: string | undefined;
   /** Entries reloaded from the journal. */
@@ -93,6 +108,9 @@ export interface LogCasterStats {
   truncated: number;
   idleClosed: number;
   queryClients: number;
+  /** Open HTTP connections and requests received on the HTTP port. */
+  httpClients: number;
+  httpRequests: number;
   /** AUTH attempts with a wrong token. */
   authFailures: number;
   /** Query clients closed for not sending AUTH first. */
@@ -142,7 +160,9 @@ export declare interface LogCaster {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
-function resolveOptions(o: LogCasterOptions): Required<Omit<LogCasterOptions, 'adminToken' | 'dataDir' | 'queryTokenFile'>> & { adminToken?: string; dataDir?: string; queryTokenFile?: string } {
+function resolveOptions(
+  o: LogCasterOptions,
+): Required<Omit<LogCasterOptions, 'adminToken' | 'dataDir' | 'queryTokenFile' | 'httpTokenFile'>> & { adminToken?: string; dataDir?: string; queryTokenFile?: string; httpTokenFile?: string } {
   const bad = checkOptions(o);
   if (bad) throw new RangeError(`LogCaster: ${bad}`);
   if (o.shutdownGraceMs !== undefined && !(Number.isInteger(o.shutdownGraceMs) && o.shutdownGraceMs >= 0 && o.shutdownGraceMs <= MAX_TIMER_MS)) {
@@ -161,6 +181,9 @@ function resolveOptions(o: LogCasterOptions): Required<Omit<LogCasterOptions, 'a
     queryAllow: o.queryAllow ?? [],
     port: o.port ?? optionDefault('port')!,
     queryPort: o.queryPort ?? optionDefault('queryPort')!,
+    httpPort: o.httpPort ?? null,
+    httpTokens: o.httpTokens ?? [],
+    httpTokenFile: o.httpTokenFile,
     capacity: o.capacity ?? optionDefault('capacity')!,
     maxLine: o.maxLine ?? optionDefault('maxLine')!,
     maxClients: o.maxClients ?? optionDefault('maxClients')!,
@@ -186,6 +209,10 @@ export class LogCaster extends EventEmitter {
   private ingest: IngestPort | undefined;
   private query: QueryPort | undefined;
   private readonly access: Access;
+  private readonly httpTokens: TokenSet | undefined;
+  private httpPort: HttpPort | undefined;
+  /** Absolute journal directory once started. */
+  private dataDir: string | undefined;
   /** Settings that work but weaken access control (printed by the CLI at start). */
   readonly warnings: readonly string[];
   private denied = { ingest: 0, query: 0 };
@@ -206,7 +233,9 @@ export class LogCaster extends EventEmitter {
     this.options = resolveOptions(options);
     const o = this.options;
     this.access = resolveAccess(o, (address, failures) => this.emit('access', { kind: 'auth-failed', address, failures } satisfies AccessEvent));
-    this.warnings = this.access.warnings;
+    const http = o.httpPort === null ? undefined : resolveHttpAccess({ host: o.queryHost, tokens: o.httpTokens, tokenFile: o.httpTokenFile, insecure: o.queryInsecure });
+    this.httpTokens = http?.tokens;
+    this.warnings = [...this.access.warnings, ...(http?.warnings ?? [])];
     this.store = new LogStore(o.capacity, o.maxLine + 64);
     // Only pay for 'line' events while someone listens.
     this.on('newListener', (event) => {
@@ -230,6 +259,7 @@ export class LogCaster extends EventEmitter {
     try {
       if (o.dataDir !== undefined) {
         dataDir = path.resolve(o.dataDir);
+        this.dataDir = dataDir;
         this.journal = Journal.open({ dir: dataDir, rotateSize: o.rotateSize, maxFiles: o.maxFiles, fsync: o.fsync, fsyncIntervalMs: o.fsyncIntervalMs });
         const journal = this.journal;
         const peers = this.store.peers;
@@ -269,6 +299,7 @@ export class LogCaster extends EventEmitter {
         adminToken: o.adminToken,
         maxClients: o.maxQueryClients,
         statsLine: () => this.statsLine(),
+        observe: (command, seconds) => this.httpPort?.metrics.observe('query_port', command, seconds),
         clear: () => this.store.clear(),
         reportError: (err) => this.reportError(err),
       });
@@ -282,13 +313,31 @@ export class LogCaster extends EventEmitter {
       this.listeners_.push(ingestL);
       const queryL = this.reactor.listen({ host: o.queryHost, port: o.queryPort }, this.guard('query', requireAuth(this.query, this.access.gate)));
       this.listeners_.push(queryL);
+      let httpL: Listener | undefined;
+      if (o.httpPort !== null) {
+        this.httpPort = new HttpPort({
+          store: this.store,
+          engine: this.engine,
+          tokens: this.httpTokens,
+          version: VERSION,
+          stats: () => this.stats(),
+          linesReceived: () => this.ingest?.counters.linesReceived ?? 0,
+          ready: () => this.ready(),
+          clear: () => this.store.clear(),
+          metrics: (m) => this.metricsText(m),
+        });
+        // The query port's allow list covers the HTTP port too: both answer queries.
+        httpL = this.reactor.listen({ host: o.queryHost, port: o.httpPort }, this.guard('query', this.httpPort.handler));
+        this.listeners_.push(httpL);
+      }
       this.startedAt = Date.now();
       this.state = 'running';
-      return { ingestPort: ingestL.port, queryPort: queryL.port, backend: this.reactor.backend, host: o.host, queryHost: o.queryHost, dataDir, reloaded: this.reloaded };
+      return { ingestPort: ingestL.port, queryPort: queryL.port, httpPort: httpL?.port, backend: this.reactor.backend, host: o.host, queryHost: o.queryHost, dataDir, reloaded: this.reloaded };
     } catch (e) {
       this.state = 'stopped';
       for (const l of this.listeners_) l.close();
       this.listeners_ = [];
+      this.httpPort?.close();
       await this.reactor?.close();
       await this.engine?.close();
       await this.journal?.close();
@@ -348,6 +397,8 @@ export class LogCaster extends EventEmitter {
       truncated: c?.truncated ?? 0,
       idleClosed: c?.idleClosed ?? 0,
       queryClients: this.query?.conns.size ?? 0,
+      httpClients: this.httpPort?.handler.counters.connections ?? 0,
+      httpRequests: this.httpPort?.handler.counters.requests ?? 0,
       authFailures: this.access.gate.counters.failures,
       authRequired: this.access.gate.counters.refused,
       ingestDenied: this.denied.ingest,
@@ -377,6 +428,46 @@ export class LogCaster extends EventEmitter {
     );
   }
 
+  /** GET /metrics: every counter, read now. */
+  private metricsText(m: ServerMetrics): string {
+    const j = this.journal;
+    return m.render({
+      version: VERSION,
+      backend: this.reactor?.backend ?? 'none',
+      startedAtMs: this.startedAt,
+      store: this.store,
+      ingest: this.ingest?.counters,
+      journal: j ? { ...j.detailedStats, failed: j.error !== null } : undefined,
+      queryConnections: this.query?.conns.size ?? 0,
+      http: this.httpPort?.handler.counters,
+      tailSubscribers: this.httpPort?.tail.size ?? 0,
+      authFailures: this.access.gate.counters.failures + (this.httpPort?.counters.authFailures ?? 0),
+      authRefused: this.access.gate.counters.refused,
+      ingestDenied: this.denied.ingest,
+      queryDenied: this.denied.query,
+      regexTimeouts: this.engine?.regexTimeouts ?? 0,
+    });
+  }
+
+  /** GET /ready: the ports are bound and the journal (if any) can still be written. */
+  async ready(): Promise<ReadyReport> {
+    const checks: Record<string, true | string> = {};
+    checks.listening = this.state === 'running' ? true : `server is ${this.state}`;
+    const j = this.journal;
+    if (j) {
+      if (j.error) checks.journal = `journal failed: ${j.error.message}`;
+      else {
+        try {
+          await access(this.dataDir!, fsConstants.W_OK);
+          checks.journal = true;
+        } catch (e) {
+          checks.journal = `data directory not writable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+        }
+      }
+    }
+    return { ready: Object.values(checks).every((c) => c === true), checks };
+  }
+
   /** Graceful stop: stop accepting, keep reading from clients still sending until they
    *  go quiet (at most shutdownGraceMs), store and ack what arrived, flush and fsync
    *  the journal, then close everything. */
@@ -395,6 +486,7 @@ export class LogCaster extends EventEmitter {
     for (const l of this.listeners_) l.close();
     this.listeners_ = [];
     this.query?.closeAll();
+    this.httpPort?.close();
     const ingest = this.ingest!;
     const deadline = Date.now() + this.options.shutdownGraceMs;
     const QUIET_MS = 200;
@@ -430,6 +522,9 @@ export class LogCaster extends EventEmitter {
     this.state = 'stopped';
   }
 }
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION: string = (require('../../package.json') as { version: string }).version;
 
 export function createLogCaster(options: LogCasterOptions = {}): LogCaster {
   return new LogCaster(options);

@@ -9,6 +9,8 @@ import type { LogCasterOptions } from '../server';
 import { formatSize, parseCount, parseSize } from './size';
 
 export const DEFAULT_DATA_DIR = './logcaster-data';
+/** The CLI's HTTP port; embedded servers have none unless asked. */
+export const DEFAULT_HTTP_PORT = 9997;
 
 /** Node clamps timers above this to 1 ms, so no duration may exceed it. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -92,6 +94,10 @@ export const OPTIONS: readonly OptionRow[] = [
   { flag: '--query-allow', key: 'queryAllow', kind: 'cidrs', help: 'networks the query port accepts connections from (default: any that reaches --query-host)' },
   { flag: '--port', key: 'port', kind: 'port', min: 0, max: 65535, default: 9999, help: 'ingest port; 0 picks a free port' },
   { flag: '--query-port', key: 'queryPort', kind: 'port', min: 0, max: 65535, default: 9998, help: 'query port; 0 picks a free port' },
+  { flag: '--http-port', key: 'httpPort', kind: 'port', min: 0, max: 65535, default: DEFAULT_HTTP_PORT, help: 'HTTP port on --query-host: /metrics, /health, /ready, /api/query, /api/tail, /api/stats and the web console at /; 0 picks a free port' },
+  { flag: '--no-http', key: 'httpPort', kind: 'flag', sets: null, help: 'no HTTP port' },
+  { flag: '--http-token-file', key: 'httpTokenFile', kind: 'file', help: 'tokens (one per line) an HTTP client not on loopback sends as "Authorization: Bearer <token>"; POST /api/clear needs one from every client' },
+  { flag: '--http-token', key: 'httpTokens', kind: 'token', help: 'an HTTP token on the command line (visible to every user in ps: prefer --http-token-file)' },
   { flag: '--capacity', key: 'capacity', kind: 'count', min: 1, max: 100_000_000, default: 100_000, help: 'log entries kept in memory (32 bytes of index each, allocated at start); the oldest are dropped and counted' },
   { flag: '--max-line', key: 'maxLine', kind: 'size', min: 16, max: 256 * MiB, default: 64 * KiB, help: 'longest line kept; longer lines keep their start and end with "…[truncated N bytes]"' },
   { flag: '--max-clients', key: 'maxClients', kind: 'count', min: 1, max: 1_000_000, default: 1000, help: 'concurrent ingest clients; more get "ERROR: Server at capacity. Try again later." and are closed' },
@@ -150,7 +156,7 @@ for (const row of OPTIONS) {
 }
 
 export function parseCli(argv: readonly string[]): CliParse {
-  const out: CliOptions = { help: false, version: false, server: { dataDir: DEFAULT_DATA_DIR } };
+  const out: CliOptions = { help: false, version: false, server: { dataDir: DEFAULT_DATA_DIR, httpPort: DEFAULT_HTTP_PORT } };
   const fail = (error: string): CliParse => ({ ok: false, error });
   let i = 0;
   while (i < argv.length) {

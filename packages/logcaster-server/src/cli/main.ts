@@ -65,6 +65,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.stdout.write(
       `LogCaster ${VERSION} backend=${info.backend} ingest=${info.host}:${info.ingestPort} query=${info.queryHost}:${info.queryPort} ` +
+        `${info.httpPort !== undefined ? `http=${info.queryHost}:${info.httpPort} ` : ''}` +
         `data-dir=${info.dataDir ?? 'none (memory only)'}${fsync}${info.reloaded ? ` reloaded=${info.reloaded}` : ''}\n`,
     );
   });

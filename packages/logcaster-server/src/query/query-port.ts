@@ -35,6 +35,20 @@ export const HELP_TEXT = [
   'END',
 ].join('\n') + '\n';
 
+/** How metrics name each kind of command (QUERY covers SEARCH, FILTER and REGEX; ERROR
+ *  an unknown command or a bad argument). */
+const COMMAND_NAMES: Record<Command['kind'], string> = {
+  none: 'NONE',
+  help: 'HELP',
+  count: 'COUNT',
+  stats: 'STATS',
+  quit: 'QUIT',
+  clear: 'CLEAR',
+  recent: 'RECENT',
+  search: 'QUERY',
+  error: 'ERROR',
+};
+
 export function tooManyClientsLine(limit: number): string {
   return `ERROR: Too many query clients (limit ${limit}). Try again later.\n`;
 }
@@ -47,6 +61,8 @@ export interface QueryContext {
   /** Concurrent query connections; more are refused with tooManyClientsLine. */
   maxClients: number;
   statsLine(): string;
+  /** A command finished (answered, or its client went away): for metrics. */
+  observe?(command: string, seconds: number): void;
   /** CLEAR was allowed: drop everything; returns how many entries were removed. */
   clear(): number;
   /** An exception escaped the handling of one connection (which is then destroyed). */
@@ -65,6 +81,9 @@ class QueryConn {
   done = false;
   closed = false;
   stream: ResultStreamer | undefined;
+  /** The command in progress, as metrics name it, and when it started (performance.now()). */
+  command: string | undefined;
+  startedAt = 0;
   constructor(readonly conn: Connection) {}
 }
 
@@ -131,6 +150,7 @@ export class QueryPort implements Handler {
     q.stream?.stop();
     q.stream = undefined;
     this.conns.delete(q);
+    this.observed(q);
   }
 
   /** Execute complete commands in order until one is in progress or the answer
@@ -141,7 +161,10 @@ export class QueryPort implements Handler {
       const line = q.input.next();
       if (line === undefined) break;
       if (line === TOO_LONG) this.reply(q, `ERROR: command longer than ${MAX_COMMAND} bytes\n`);
-      else this.execute(q, parseCommand(line));
+      else {
+        this.execute(q, parseCommand(line));
+        if (!q.busy) this.observed(q); // answered at once; a query is observed when its stream ends
+      }
     }
     if (q.closed || q.done) return;
     if (q.busy || q.blocked) {
@@ -166,6 +189,8 @@ export class QueryPort implements Handler {
   private execute(q: QueryConn, cmd: Command): void {
     if (cmd.kind === 'none') return;
     this.commands++;
+    q.command = COMMAND_NAMES[cmd.kind];
+    q.startedAt = performance.now();
     const store = this.ctx.store;
     switch (cmd.kind) {
       case 'help':
@@ -210,6 +235,7 @@ export class QueryPort implements Handler {
       (err: Error) =>
         this.guarded(q, () => {
           q.busy = false;
+          this.observed(q);
           if (err instanceof QueryCancelledError) return;
           this.reply(q, err instanceof RegexTimeoutError ? `ERROR: ${err.message}\n` : `ERROR: query failed: ${err.message}\n`);
         }),
@@ -228,6 +254,7 @@ export class QueryPort implements Handler {
       this.guarded(q, () => {
         q.stream = undefined;
         q.busy = false;
+        this.observed(q);
         if (err) {
           this.reply(q, `ERROR: query failed: ${err.message}\n`);
           this.finish(q);
@@ -249,6 +276,12 @@ export class QueryPort implements Handler {
       this.ctx.reportError(err);
       q.conn.destroy(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  private observed(q: QueryConn): void {
+    if (q.command === undefined) return;
+    this.ctx.observe?.(q.command, (performance.now() - q.startedAt) / 1000);
+    q.command = undefined;
   }
 
   closeAll(): void {

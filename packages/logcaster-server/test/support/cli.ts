@@ -15,13 +15,15 @@ export interface Running {
   line: string;
   ingestPort: number;
   queryPort: number;
+  /** The HTTP port (tests start it on a free port). */
+  httpPort: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr: () => string;
 }
 
 /** Starts the CLI on free ports and resolves with its start line. */
 export async function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, '--port', '0', '--query-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [BIN, '--port', '0', '--query-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
@@ -38,7 +40,7 @@ export async function startCli(args: string[], env: NodeJS.ProcessEnv = process.
     });
     child.once('exit', (code) => reject(new Error(`exited ${code} before starting: ${err}`)));
   });
-  const m = /ingest=[^ ]+:(\d+) query=[^ ]+:(\d+)/.exec(line);
+  const m = /ingest=[^ ]+:(\d+) query=[^ ]+:(\d+) (?:http=[^ ]+:(\d+) )?/.exec(line);
   if (!m) throw new Error(`bad start line: ${line}`);
-  return { child, line, ingestPort: Number(m[1]), queryPort: Number(m[2]), exited, stderr: () => err };
+  return { child, line, ingestPort: Number(m[1]), queryPort: Number(m[2]), httpPort: Number(m[3] ?? NaN), exited, stderr: () => err };
 }
