@@ -86,7 +86,7 @@ export function makeServers(
       roles: ['ingest'],
       fdLimit: b === 'select' ? 1024 : undefined,
       command(_role, port, qport, opt) {
-        const args = [LOGCASTER_BIN, '--backend', b, '--host', '127.0.0.1', '--port', String(port), '--query-port', String(qport)];
+        const args = [LOGCASTER_BIN, '--backend', b, '--host', '127.0.0.1', '--port', String(port), '--query-port', String(qport), '--no-http'];
         args.push('--max-clients', '20000');
         let dataDir: string | undefined;
         if (opt.persist) {
