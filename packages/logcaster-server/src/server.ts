@@ -233,7 +233,7 @@ export class LogCaster extends EventEmitter {
     this.options = resolveOptions(options);
     const o = this.options;
     this.access = resolveAccess(o, (address, failures) => this.emit('access', { kind: 'auth-failed', address, failures } satisfies AccessEvent));
-    const http = o.httpPort === null ? undefined : resolveHttpAccess({ host: o.queryHost, tokens: o.httpTokens, tokenFile: o.httpTokenFile, insecure: o.queryInsecure });
+    const http = o.httpPort === null ? undefined : resolveHttpAccess({ host: o.queryHost, tokens: o.httpTokens, tokenFile: o.httpTokenFile, queryTokens: this.access.queryTokens });
     this.httpTokens = http?.tokens;
     this.warnings = [...this.access.warnings, ...(http?.warnings ?? [])];
     this.store = new LogStore(o.capacity, o.maxLine + 64);
@@ -319,6 +319,7 @@ export class LogCaster extends EventEmitter {
           store: this.store,
           engine: this.engine,
           tokens: this.httpTokens,
+          queryTokens: this.access.queryTokens,
           version: VERSION,
           stats: () => this.stats(),
           linesReceived: () => this.ingest?.counters.linesReceived ?? 0,

@@ -26,6 +26,8 @@ export interface AccessOptions {
 
 export interface Access {
   gate: AuthGate;
+  /** The query tokens (the HTTP port accepts them for reading too). */
+  queryTokens: TokenSet | undefined;
   ingestAllow: AllowList | undefined;
   queryAllow: AllowList | undefined;
   /** Settings that work but weaken access control. */
@@ -78,6 +80,7 @@ export function resolveAccess(o: AccessOptions, onFailure: (address: string, fai
   };
   return {
     warnings,
+    queryTokens: tokens,
     gate: new AuthGate({ tokens, authLoopback: o.queryAuthLoopback ?? false, insecure: o.queryInsecure ?? false, onFailure }),
     ingestAllow: list(o.allow),
     queryAllow: list(o.queryAllow),

@@ -3,11 +3,14 @@ import { accessLogger } from '../access/access-log';
 import { cliTokenSources } from '../access/config';
 import { LogCaster } from '../server';
 import { parseCli, USAGE } from './args';
+import { COMMANDS_HELP, isClientCommand, runClient } from './client';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
 export async function main(argv: readonly string[]): Promise<number> {
+  if (isClientCommand(argv[0])) return runClient(argv[0], argv.slice(1), { out: process.stdout, err: process.stderr, in: process.stdin, env: process.env }, interrupted());
+  if (argv[0] === 'serve') argv = argv.slice(1);
   const parsed = parseCli(argv);
   if (!parsed.ok) {
     process.stderr.write(`logcaster: ${parsed.error}\nTry 'logcaster --help' for the list of options.\n`);
@@ -15,7 +18,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const cli = parsed.value;
   if (cli.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(USAGE + COMMANDS_HELP);
     return 0;
   }
   if (cli.version) {
@@ -73,4 +76,12 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 if (require.main === module) {
   void main(process.argv.slice(2)).then((code) => process.exit(code));
+}
+
+/** Resolves on the first SIGINT or SIGTERM (a client command then ends cleanly). */
+function interrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
 }

@@ -27,8 +27,11 @@ export interface HttpApiContext {
   engine: QueryEngine;
   tail: TailHub;
   assets: ConsoleAssets;
-  /** undefined: no --http-token; non-loopback clients are then refused, CLEAR always. */
+  /** HTTP tokens: they read and they CLEAR. With neither kind configured, non-loopback
+   *  clients are refused; without an HTTP token, CLEAR always is. */
   tokens: TokenSet | undefined;
+  /** Query tokens: they read. */
+  queryTokens: TokenSet | undefined;
   version: string;
   stats(): object;
   metrics(): string;
@@ -82,26 +85,30 @@ export function createHttpApi(ctx: HttpApiContext, counters: HttpApiCounters): R
   };
 
   function authorized(req: HttpRequest): boolean {
-    return isLoopback(req.remoteAddress) || bearer(req);
+    return isLoopback(req.remoteAddress) || bearer(req, true);
   }
 
-  function bearer(req: HttpRequest): boolean {
+  /** A valid bearer token: an HTTP token, or (`forReading`) a query token. */
+  function bearer(req: HttpRequest, forReading: boolean): boolean {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (m === null || ctx.tokens === undefined) return false;
-    if (ctx.tokens.matches(m[1])) return true;
+    if (m === null) return false;
+    // Both sets are checked, so the time taken does not tell which kind a token is.
+    const http = ctx.tokens?.matches(m[1]) ?? false;
+    const query = ctx.queryTokens?.matches(m[1]) ?? false;
+    if (http || (forReading && query)) return true;
     counters.authFailures++;
     return false;
   }
 
   function unauthorized(res: HttpResponse): void {
-    const why = ctx.tokens === undefined ? 'this server has no --http-token: only loopback clients may use the HTTP API' : 'send Authorization: Bearer <http token>';
+    const why = ctx.tokens === undefined && ctx.queryTokens === undefined ? 'this server has no HTTP or query token: only loopback clients may use the HTTP API' : 'send Authorization: Bearer <token>';
     fail(res, 401, why, { 'WWW-Authenticate': 'Bearer realm="logcaster"' });
   }
 
   function clear(req: HttpRequest, res: HttpResponse): void {
     if (req.method !== 'POST') return fail(res, 405, 'CLEAR is POST /api/clear', { Allow: 'POST' });
     if (ctx.tokens === undefined) return fail(res, 403, 'CLEAR over HTTP needs an --http-token, even from loopback');
-    if (!bearer(req)) return unauthorized(res);
+    if (!bearer(req, false)) return unauthorized(res);
     res.json(200, { cleared: ctx.clear() });
   }
 
@@ -130,7 +137,8 @@ export function createHttpApi(ctx: HttpApiContext, counters: HttpApiCounters): R
     const send = (matches: Uint32Array | undefined): void => {
       if (res.closed) return done();
       const found = matches ? matches.length : snap.count;
-      res.writeHead(200, { 'Content-Type': NDJSON, 'Cache-Control': 'no-store', 'X-LogCaster-Found': found });
+      // X-LogCaster-Seq: the newest sequence number the search covered (a tail resumes after it).
+      res.writeHead(200, { 'Content-Type': NDJSON, 'Cache-Control': 'no-store', 'X-LogCaster-Found': found, 'X-LogCaster-Seq': snap.firstSeq + snap.count - 1 });
       streamNdjson(res, snap, { matches, newestFirst: order === 'newest', offset, limit }, done);
     };
     if (everything) return send(undefined);

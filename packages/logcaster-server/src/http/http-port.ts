@@ -2,7 +2,7 @@
 // live tail hub, the metrics and the console files, and its access rules.
 import { createHttpHandler, type HttpHandler } from '@logcaster/http';
 
-import { AccessConfigError, isLoopbackHost } from '../access/config';
+import { isLoopbackHost } from '../access/config';
 import { readTokenFile, tokenWarnings, TokenSet } from '../access/tokens';
 import type { QueryEngine } from '../query/engine';
 import type { LogStore } from '../store/log-store';
@@ -15,13 +15,14 @@ import { TailHub } from './tail';
 export interface HttpAccessOptions {
   /** Address it listens on (the query host). */
   host: string;
+  /** HTTP tokens: they read and they CLEAR. */
   tokens: readonly string[];
+  /** The query port's tokens: they read over HTTP too. */
+  queryTokens: TokenSet | undefined;
   tokenFile?: string;
-  /** --query-insecure: a non-loopback address without a token is allowed. */
-  insecure: boolean;
 }
 
-/** The HTTP tokens, and warnings about them; refuses a network-reachable port without one. */
+/** The HTTP tokens, and warnings about them. */
 export function resolveHttpAccess(o: HttpAccessOptions): { tokens: TokenSet | undefined; warnings: string[] } {
   const given = [...o.tokens];
   const warnings: string[] = [];
@@ -32,14 +33,10 @@ export function resolveHttpAccess(o: HttpAccessOptions): { tokens: TokenSet | un
   }
   warnings.push(...tokenWarnings(given).map((w) => w.replace('query token', 'HTTP token')));
   const tokens = given.length > 0 ? TokenSet.of(given) : undefined;
-  if (!tokens && !isLoopbackHost(o.host)) {
-    if (!o.insecure) {
-      throw new AccessConfigError(
-        `the HTTP port would listen on ${o.host}, reachable from other machines, with no HTTP token: configure one ` +
-          '(--http-token-file <file>; embedded: httpTokens), or pass --query-insecure; clients other than loopback are refused without one',
-      );
-    }
-    warnings.push(`the HTTP port on ${o.host} has no --http-token: it answers only loopback clients (and /health, /ready)`);
+  // A non-loopback query host has query tokens, or the access rules already required
+  // --query-insecure: then, with no token at all, the HTTP API still serves only loopback.
+  if (!tokens && !o.queryTokens && !isLoopbackHost(o.host)) {
+    warnings.push(`the HTTP port on ${o.host} has no token: it answers only loopback clients (and /health, /ready)`);
   }
   return { tokens, warnings };
 }
@@ -48,7 +45,9 @@ export function resolveHttpAccess(o: HttpAccessOptions): { tokens: TokenSet | un
 export interface HttpPortContext {
   store: LogStore;
   engine: QueryEngine;
+  /** HTTP tokens (read and CLEAR) and query tokens (read). */
   tokens: TokenSet | undefined;
+  queryTokens: TokenSet | undefined;
   version: string;
   stats(): object;
   /** Lines received so far (sampled each second for the console's chart). */
@@ -74,6 +73,7 @@ export class HttpPort {
         store: ctx.store,
         engine: ctx.engine,
         tokens: ctx.tokens,
+        queryTokens: ctx.queryTokens,
         version: ctx.version,
         stats: () => ({ ...ctx.stats(), tailSubscribers: this.tail.size, rate: this.rate.series() }),
         ready: () => ctx.ready(),

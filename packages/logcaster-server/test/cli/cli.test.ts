@@ -109,7 +109,7 @@ describe('logcaster CLI', function () {
 
   it('prints one start line; SIGTERM exits 0', async () => {
     const run = await startCli(['--data-dir', 'none']);
-    expect(run.line).to.match(/^LogCaster \S+ backend=\w+ ingest=127\.0\.0\.1:\d+ query=127\.0\.0\.1:\d+ data-dir=none \(memory only\)$/);
+    expect(run.line).to.match(/^LogCaster \S+ backend=\w+ ingest=127\.0\.0\.1:\d+ query=127\.0\.0\.1:\d+ http=127\.0\.0\.1:\d+ data-dir=none \(memory only\)$/);
     run.child.kill('SIGTERM');
     expect((await run.exited).code).to.equal(0);
   });

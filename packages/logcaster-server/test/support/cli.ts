@@ -10,6 +10,25 @@ export function runSync(args: string[], env: NodeJS.ProcessEnv = process.env): {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Runs the CLI to completion without blocking the event loop (the server under test
+ *  may run in this process), feeding `input` to its stdin. */
+export function runCli(args: string[], input: string | Buffer = '', env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(input);
+  });
+}
+
 export interface Running {
   child: ChildProcess;
   line: string;
