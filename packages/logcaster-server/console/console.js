@@ -72,7 +72,6 @@
 
   function row(entry, fresh) {
     const tr = document.createElement('tr');
-    tr.dataset.seq = entry.seq;
     if (fresh) tr.className = 'new';
     const cells = [formatTime(entry.time), entry.peer, entry.severity || '', entry.line];
     cells.forEach((text, i) => {

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import type { HttpRequest, HttpResponse, RequestHandler } from '@logcaster/http';
 
 import type { TokenSet } from '../access/tokens';
-import { QueryCancelledError, RegexTimeoutError, type QueryEngine } from '../query/engine';
+import { QueryCancelledError, RegexTimeoutError, type QueryEngine, type QueryRequest } from '../query/engine';
 import { emptySpec, type QuerySpec } from '../query/matcher';
 import { parseQuery } from '../query/parse';
 import { isLoopback } from '../query/query-port';
@@ -131,23 +131,34 @@ export function createHttpApi(ctx: HttpApiContext, counters: HttpApiCounters): R
     const order = req.query.get('order') ?? 'oldest';
     if (limit === undefined || offset === undefined) return fail(res, 400, 'limit and offset must be non-negative integers');
     if (order !== 'oldest' && order !== 'newest') return fail(res, 400, "order must be 'oldest' or 'newest'");
-    const snap = ctx.store.snapshot();
-    const everything = s.keywords.length === 0 && s.regex === undefined && s.timeFromMs === undefined && s.timeToMs === undefined && s.severity === undefined && s.facility === undefined && s.host === undefined && s.app === undefined;
+    const newest = order === 'newest';
+    const everything = isEmptySpec(s);
+    const stored = ctx.store.size;
+    // Newest first without a filter, only the newest offset + limit entries are read.
+    const request: QueryRequest = everything && newest ? { recent: Math.min(offset + limit, stored) } : { spec: s };
     const done = (): void => ctx.observe('QUERY', (performance.now() - started) / 1000);
-    const send = (matches: Uint32Array | undefined): void => {
-      if (res.closed) return done();
-      const found = matches ? matches.length : snap.count;
-      // X-LogCaster-Seq: the newest sequence number the search covered (a tail resumes after it).
-      res.writeHead(200, { 'Content-Type': NDJSON, 'Cache-Control': 'no-store', 'X-LogCaster-Found': found, 'X-LogCaster-Seq': snap.firstSeq + snap.count - 1 });
-      streamNdjson(res, snap, { matches, newestFirst: order === 'newest', offset, limit }, done);
-    };
-    if (everything) return send(undefined);
-    ctx.engine.run(snap, s, () => res.closed).then(send, (err: Error) => {
-      done();
-      if (err instanceof QueryCancelledError || res.closed) return;
-      if (err instanceof RegexTimeoutError) fail(res, 422, err.message);
-      else fail(res, 500, `query failed: ${err.message}`);
-    });
+    ctx.engine.run(request, { owner: res, cancelled: () => res.closed }).then(
+      (result) => {
+        if (res.closed) {
+          result.close();
+          return done();
+        }
+        const found = everything ? stored : result.count;
+        // A newest-first page is the entries before the newest `offset`, read in order then reversed.
+        const page = newest
+          ? { skip: Math.max(0, result.count - offset - limit), limit: Math.min(limit, Math.max(0, result.count - offset)), reverse: true }
+          : { skip: offset, limit, reverse: false };
+        // X-LogCaster-Seq: the newest sequence number the search covered (a tail resumes after it).
+        res.writeHead(200, { 'Content-Type': NDJSON, 'Cache-Control': 'no-store', 'X-LogCaster-Found': found, 'X-LogCaster-Seq': result.endSeq - 1 });
+        streamNdjson(res, result, page, done);
+      },
+      (err: Error) => {
+        done();
+        if (err instanceof QueryCancelledError || res.closed) return;
+        if (err instanceof RegexTimeoutError) fail(res, 422, err.message);
+        else fail(res, 500, `query failed: ${err.message}`);
+      },
+    );
   }
 
   function tail(req: HttpRequest, res: HttpResponse): void {
@@ -174,4 +185,8 @@ function hostAllowed(host: string | undefined, localNames: Set<string>): boolean
   const colon = name.lastIndexOf(':');
   if (colon >= 0) name = name.slice(0, colon);
   return isIP(name) !== 0 || localNames.has(name) || name.endsWith('.localhost');
+}
+
+function isEmptySpec(s: QuerySpec): boolean {
+  return s.keywords.length === 0 && s.regex === undefined && s.timeFromMs === undefined && s.timeToMs === undefined && s.severity === undefined && s.facility === undefined && s.host === undefined && s.app === undefined;
 }

@@ -1,57 +1,73 @@
-// Streams query results as NDJSON with backpressure: rows are gathered into ~64 KiB
-// writes; a write that returns false waits for onDrain; every 1 MiB the stream yields
-// to the event loop so ingestion keeps flowing; a client that goes away stops it.
+// Streams a query result as NDJSON with backpressure: batches are pulled from the
+// result only while the client takes more (write() returning false waits for onDrain),
+// the stream yields to the event loop every 1 MiB so ingestion keeps flowing, and a
+// client that goes away releases the result.
 import type { HttpResponse } from '@logcaster/http';
 
-import type { Snapshot } from '../store/log-store';
+import { QueryCancelledError, type EntryBatch, type QueryResult } from '../query/result';
 import { entryJson } from './entry-json';
 
-const BATCH_CHARS = 64 * 1024;
 const TURN_CHARS = 1024 * 1024;
 
-export interface ResultPage {
-  /** Matching entry indexes of the snapshot in time order, or undefined for all. */
-  matches: Uint32Array | undefined;
-  /** Newest first instead of oldest first. */
-  newestFirst: boolean;
-  /** Rows skipped (in the chosen order) before the first one sent. */
-  offset: number;
+export interface Page {
+  /** Entries of the result skipped before the first row sent (in the result's order). */
+  skip: number;
   /** Rows sent at most. */
   limit: number;
+  /** Send the page newest first (the rows are gathered, then reversed: limit stays small). */
+  reverse: boolean;
 }
 
-export function streamNdjson(res: HttpResponse, snap: Snapshot, page: ResultPage, done: () => void): void {
-  const total = page.matches ? page.matches.length : snap.count;
-  const start = Math.min(page.offset, total);
-  const end = Math.min(total, start + page.limit);
-  let pos = start;
+export function streamNdjson(res: HttpResponse, result: QueryResult, page: Page, done: (err?: Error) => void): void {
+  let skip = page.skip;
+  let left = page.limit;
+  const gathered: string[] = [];
+  let pulling = false;
   let finished = false;
-  const finish = (): void => {
+  const finish = (err?: Error): void => {
     if (finished) return;
     finished = true;
+    result.close();
     res.onDrain = undefined;
-    done();
+    done(err);
   };
-  res.onClose = finish;
-  const pump = (): void => {
-    let turn = 0;
-    while (pos < end && !res.closed) {
-      let batch = '';
-      while (pos < end && batch.length < BATCH_CHARS) {
-        const k = page.newestFirst ? total - 1 - pos : pos;
-        batch += `${entryJson(snap, page.matches ? page.matches[k] : k)}\n`;
-        pos++;
-      }
-      turn += batch.length;
-      if (!res.write(batch)) return; // onDrain continues
-      if (turn >= TURN_CHARS && pos < end) {
-        setImmediate(pump);
-        return;
-      }
+  res.onClose = () => finish();
+  const take = (b: EntryBatch): string => {
+    let text = '';
+    let i = Math.min(skip, b.length);
+    skip -= i;
+    for (; i < b.length && left > 0; i++, left--) {
+      if (page.reverse) gathered.push(entryJson(b, i));
+      else text += `${entryJson(b, i)}\n`;
     }
-    if (!res.closed) res.end();
-    finish();
+    return text;
   };
-  res.onDrain = pump;
-  pump();
+  const pump = async (): Promise<void> => {
+    if (pulling || finished) return;
+    pulling = true;
+    try {
+      let turn = 0;
+      while (left > 0 && !res.closed) {
+        const b = await result.next();
+        if (b.length === 0) break;
+        const text = take(b);
+        turn += text.length;
+        if (text !== '' && !res.write(text)) return; // onDrain pulls on
+        if (turn >= TURN_CHARS) {
+          turn = 0;
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      if (!res.closed) res.end(page.reverse ? gathered.reverse().map((r) => `${r}\n`).join('') : undefined);
+      finish();
+    } catch (e) {
+      // The head (200) is out: a broken stream can only be cut short.
+      if (!(e instanceof QueryCancelledError) && !res.closed) res.end();
+      finish(e instanceof QueryCancelledError ? undefined : (e as Error));
+    } finally {
+      pulling = false;
+    }
+  };
+  res.onDrain = () => void pump();
+  void pump();
 }

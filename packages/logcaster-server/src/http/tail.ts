@@ -1,7 +1,7 @@
 // GET /api/tail: new lines as Server-Sent Events, filtered like a query. One timer for
 // every subscriber (running only while there is one) looks at what arrived since each
 // subscriber's last delivered sequence number, filters it through the query engine
-// (regexes in its worker, with its time budget) and writes one event per match.
+// (its scan workers, regexes with their time budget) and writes one event per match.
 import type { HttpResponse } from '@logcaster/http';
 
 import { QueryCancelledError, type QueryEngine } from '../query/engine';
@@ -78,10 +78,11 @@ export class TailHub {
 
   private tick(): void {
     const now = Date.now();
-    const tail = this.store.nextSeq;
+    const store = this.store;
+    const tail = store.nextSeq;
     for (const sub of this.subs) {
       if (sub.filtering || sub.blocked || sub.res.closed) continue;
-      if (sub.next < this.store.firstSeq) sub.next = this.store.firstSeq; // CLEAR or eviction
+      if (sub.next < store.firstSeq) sub.next = store.firstSeq; // CLEAR or eviction
       if (sub.next >= tail) {
         if (now - sub.lastWriteAt >= HEARTBEAT_MS) this.write(sub, ': keep-alive\n\n');
         continue;
@@ -92,23 +93,30 @@ export class TailHub {
         this.write(sub, `event: skipped\ndata: {"lines":${tail - MAX_PER_TICK - from}}\n\n`);
         from = tail - MAX_PER_TICK;
       }
-      const snap = this.store.snapshot(tail - from);
-      sub.next = tail;
       sub.filtering = true;
-      this.engine.run(snap, sub.spec, () => sub.res.closed).then(
-        (matches) => {
-          sub.filtering = false;
-          if (sub.res.closed || matches.length === 0) return;
-          let text = '';
-          for (const i of matches) text += `id: ${snap.firstSeq + i}\ndata: ${entryJson(snap, i)}\n\n`;
-          this.write(sub, text);
-        },
-        (err: Error) => {
-          sub.filtering = false;
-          if (err instanceof QueryCancelledError || sub.res.closed) return;
-          this.write(sub, `event: error\ndata: ${JSON.stringify({ error: err.message })}\n\n`);
-        },
-      );
+      void this.deliver(sub, from);
+    }
+  }
+
+  /** The matches among entries from `from` on, one event each; the last event of a
+   *  delivery carries the id a reconnect resumes after. */
+  private async deliver(sub: Subscriber, from: number): Promise<void> {
+    try {
+      const result = await this.engine.run({ spec: sub.spec, fromSeq: from }, { owner: sub, cancelled: () => sub.res.closed });
+      try {
+        sub.next = result.endSeq;
+        let text = '';
+        for (let b = await result.next(); b.length > 0 && !sub.res.closed; b = await result.next()) {
+          for (let i = 0; i < b.length; i++) text += `data: ${entryJson(b, i)}\n\n`;
+        }
+        if (text !== '' && !sub.res.closed) this.write(sub, `${text.slice(0, -1)}id: ${result.endSeq - 1}\n\n`);
+      } finally {
+        result.close();
+      }
+    } catch (err) {
+      if (!(err instanceof QueryCancelledError) && !sub.res.closed) this.write(sub, `event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
+    } finally {
+      sub.filtering = false;
     }
   }
 

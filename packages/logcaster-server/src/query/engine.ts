@@ -17,8 +17,9 @@ import type { LogStore, PinnedBlocks, StoreBlock } from '../store/log-store';
 export { QueryCancelledError, RegexTimeoutError } from './result';
 export type { EntryBatch, QueryResult } from './result';
 
-/** What to run: a filter (QUERY, SEARCH, FILTER, REGEX) or the newest `recent` entries. */
-export type QueryRequest = { spec: QuerySpec } | { recent: number };
+/** What to run: a filter (QUERY, SEARCH, FILTER, REGEX) or the newest `recent` entries.
+ *  `fromSeq`: only entries from that sequence number on (a live tail's new lines). */
+export type QueryRequest = { spec: QuerySpec; fromSeq?: number } | { recent: number };
 
 export interface RunOptions {
   /** Whose query this is (one per client): the scan pool shares its workers fairly
@@ -116,7 +117,7 @@ export class QueryEngine {
     const store = this.store;
     const hi = store.nextSeq;
     const recent = 'recent' in req;
-    const lo = recent ? Math.max(store.firstSeq, hi - req.recent) : store.firstSeq;
+    const lo = recent ? Math.max(store.firstSeq, hi - req.recent) : Math.min(hi, Math.max(store.firstSeq, req.fromSeq ?? store.firstSeq));
     const spec = recent ? emptySpec() : req.spec;
     const pinned = store.pin(lo);
     const units = pinned.blocks.map((b) => this.unitOf(b, lo, hi)).filter((u) => u.range.toOrd > u.range.fromOrd);
@@ -136,7 +137,7 @@ export class QueryEngine {
       pinned.release();
       throw new QueryCancelledError();
     }
-    return new StoreResult(this.pool, opts.owner, spec, units, pinned);
+    return new StoreResult(this.pool, opts.owner, spec, units, pinned, hi);
   }
 
   private async count(units: Unit[], spec: QuerySpec, opts: RunOptions, budget: Budget | undefined): Promise<void> {
@@ -197,6 +198,7 @@ class StoreResult implements QueryResult {
     private readonly spec: QuerySpec,
     private readonly units: Unit[],
     private readonly pinned: PinnedBlocks,
+    readonly endSeq: number,
   ) {
     this.count = units.reduce((n, u) => n + u.count, 0);
     this.timeOnly = selectsByTimeOnly(spec);

@@ -29,6 +29,8 @@ export interface EntryBatch {
 export interface QueryResult {
   /** Entries the cursor will deliver, fixed before the first one is read. */
   readonly count: number;
+  /** The store's next sequence number when the query began: it covers entries before it. */
+  readonly endSeq: number;
   /** The next entries in order, about `maxBytes` of line bytes at most (at least one
    *  entry); an empty batch once all `count` were delivered. One call at a time. */
   next(maxBytes?: number): Promise<EntryBatch>;
