@@ -316,6 +316,17 @@ describe('server: HTTP port', function () {
       expect(tokened.warnings.join('\n')).to.not.match(/HTTP port/);
     });
 
+    it('behind --query-allow, a query sent with an immediate FIN is still answered', async () => {
+      const { lc, info } = await start({ queryAllow: ['127.0.0.0/8'] });
+      try {
+        const r = await rawHttp(info.httpPort!, ['GET /api/query HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'], { end: true });
+        expect(r.closed).to.equal(true);
+        expect(parseHttpResponses(r.data).responses.map((x) => x.status)).to.deep.equal([200]);
+      } finally {
+        await lc.stop();
+      }
+    });
+
     it('CLEAR over HTTP with a token: refused without it, even from loopback; done with it', async () => {
       const token = 'http-token-for-clear-5f1e2d';
       const { lc, info } = await start({ httpTokens: [token] });
