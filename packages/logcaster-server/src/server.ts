@@ -13,6 +13,7 @@ import { checkOptions, MAX_TIMER_MS, optionDefault } from './cli/args';
 import type { ReadyReport } from './http/api';
 import { HttpPort, resolveHttpAccess } from './http/http-port';
 import type { ServerMetrics } from './http/metrics';
+import { DataDirLock } from './data-dir';
 import { IngestPort, type StoredLine } from './ingest/ingest-port';
 import { Journal, type FsyncPolicy } from './journal';
 import { QueryEngine } from './query/engine';
@@ -218,6 +219,7 @@ export class LogCaster extends EventEmitter {
   private denied = { ingest: 0, query: 0 };
   private engine: QueryEngine | undefined;
   private journal: Journal | undefined;
+  private lock: DataDirLock | undefined;
   private listeners_: Listener[] = [];
   private startedAt = 0;
   private reloaded = 0;
@@ -257,27 +259,6 @@ export class LogCaster extends EventEmitter {
     const o = this.options;
     let dataDir: string | undefined;
     try {
-      if (o.dataDir !== undefined) {
-        dataDir = path.resolve(o.dataDir);
-        this.dataDir = dataDir;
-        this.journal = Journal.open({ dir: dataDir, rotateSize: o.rotateSize, maxFiles: o.maxFiles, fsync: o.fsync, fsyncIntervalMs: o.fsyncIntervalMs });
-        const journal = this.journal;
-        const peers = this.store.peers;
-        // Number what is reloaded so that the store continues the journal's sequence.
-        const next = journal.lastSeq + 1;
-        this.store.startAt(next - Math.min(o.capacity, journal.retainedLines));
-        const r = journal.replay(o.capacity, (t, peer, line) => {
-          this.store.append(line, 0, line.length, t, peers.intern(peer));
-        });
-        if (this.store.nextSeq !== next) {
-          // damage found while reloading: keep the numbering, not the partial reload
-          this.store.clear();
-          this.store.startAt(next);
-        }
-        this.reloaded = r.loaded;
-        this.tornSkipped = r.tornSkipped;
-        this.store.setRecorder((range) => journal.write(range, peers.names));
-      }
       this.engine = new QueryEngine(this.store, { regexTimeoutMs: o.regexTimeoutMs });
       this.ingest = new IngestPort(
         {
@@ -289,7 +270,6 @@ export class LogCaster extends EventEmitter {
           reportListenerError: (err) => this.reportError(err),
         },
         this.store,
-        this.journal,
       );
       this.updateLineHook();
       this.query = new QueryPort({
@@ -331,6 +311,12 @@ export class LogCaster extends EventEmitter {
         httpL = this.reactor.listen({ host: o.queryHost, port: o.httpPort }, this.guard('query', this.httpPort.handler));
         this.listeners_.push(httpL);
       }
+      // Only now, with both ports bound, is anything on disk touched: a second server
+      // that cannot bind, or finds the directory locked, leaves the owner's journal be.
+      if (o.dataDir !== undefined) {
+        dataDir = path.resolve(o.dataDir);
+        this.openDataDir(dataDir);
+      }
       this.startedAt = Date.now();
       this.state = 'running';
       return { ingestPort: ingestL.port, queryPort: queryL.port, httpPort: httpL?.port, backend: this.reactor.backend, host: o.host, queryHost: o.queryHost, dataDir, reloaded: this.reloaded };
@@ -341,10 +327,38 @@ export class LogCaster extends EventEmitter {
       this.httpPort?.close();
       await this.reactor?.close();
       await this.engine?.close();
-      await this.journal?.close();
+      await this.journal?.close().catch(() => {});
+      this.lock?.release();
       throw e;
     }
   }
+
+  /** Lock the data directory, open its journal, reload the newest entries into the
+   *  store, and journal what arrives from now on. */
+  private openDataDir(dir: string): void {
+    const o = this.options;
+    this.lock = DataDirLock.acquire(dir);
+    this.dataDir = dir;
+    this.journal = Journal.open({ dir, rotateSize: o.rotateSize, maxFiles: o.maxFiles, fsync: o.fsync, fsyncIntervalMs: o.fsyncIntervalMs });
+    const journal = this.journal;
+    const peers = this.store.peers;
+    // Number what is reloaded so that the store continues the journal's sequence.
+    const next = journal.lastSeq + 1;
+    this.store.startAt(next - Math.min(o.capacity, journal.retainedLines));
+    const r = journal.replay(o.capacity, (t, peer, line) => {
+      this.store.append(line, 0, line.length, t, peers.intern(peer));
+    });
+    if (this.store.nextSeq !== next) {
+      // damage found while reloading: keep the numbering, not the partial reload
+      this.store.clear();
+      this.store.startAt(next);
+    }
+    this.reloaded = r.loaded;
+    this.tornSkipped = r.tornSkipped;
+    this.store.setRecorder((range) => journal.write(range, peers.names));
+    this.ingest!.attachJournal(journal);
+  }
+
 
   /** `handler` behind the port's allow list, if it has one. */
   private guard(port: 'ingest' | 'query', handler: Handler): Handler {
@@ -519,8 +533,12 @@ export class LogCaster extends EventEmitter {
     await this.reactor?.close();
     await this.engine?.close();
     ingest.detachJournal();
-    await this.journal?.close();
-    this.state = 'stopped';
+    try {
+      await this.journal?.close();
+    } finally {
+      this.lock?.release();
+      this.state = 'stopped';
+    }
   }
 }
 

@@ -6,6 +6,7 @@ export * from './http';
 export * from './clients';
 export * from './mocha';
 export * from './process';
+export * from './mountns';
 export { describePrebuiltInstall, testPrebuiltInstall, type PrebuiltInstallResult } from './packaging';
 export * from './netns';
 export { TCP_CLIENT_SCRIPT } from './tcp-client';

@@ -1,6 +1,9 @@
 // The `logcaster` command.
+import { isIPv6 } from 'node:net';
+
 import { accessLogger } from '../access/access-log';
 import { cliTokenSources } from '../access/config';
+import { DataDirLockedError } from '../data-dir';
 import { LogCaster } from '../server';
 import { parseCli, USAGE } from './args';
 import { COMMANDS_HELP, isClientCommand, runClient } from './client';
@@ -42,7 +45,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     info = await server.start();
   } catch (e) {
     process.stderr.write(`logcaster: cannot start: ${(e as Error).message}\n`);
-    return 1;
+    return e instanceof DataDirLockedError ? 2 : 1;
   }
   const fsync = info.dataDir ? ` (fsync ${server.options.fsync})` : '';
   return new Promise<number>((resolve) => {
@@ -64,14 +67,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
     // Handlers first, then the start line: a supervisor that signals as soon as it
     // reads the line must reach them (it often did not, on a busy 2-core machine).
+    // SIGHUP (the terminal went away) drains like SIGTERM: nothing here to reopen, and
+    // Node's default for it is to exit at once, losing unterminated lines.
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
     process.stdout.write(
-      `LogCaster ${VERSION} backend=${info.backend} ingest=${info.host}:${info.ingestPort} query=${info.queryHost}:${info.queryPort} ` +
-        `${info.httpPort !== undefined ? `http=${info.queryHost}:${info.httpPort} ` : ''}` +
+      `LogCaster ${VERSION} backend=${info.backend} ingest=${hostPort(info.host, info.ingestPort)} query=${hostPort(info.queryHost, info.queryPort)} ` +
+        `${info.httpPort !== undefined ? `http=${hostPort(info.queryHost, info.httpPort)} ` : ''}` +
         `data-dir=${info.dataDir ?? 'none (memory only)'}${fsync}${info.reloaded ? ` reloaded=${info.reloaded}` : ''}\n`,
     );
   });
+}
+
+/** "127.0.0.1:9999", "[::1]:9999": an IPv6 address is bracketed. */
+export function hostPort(host: string, port: number): string {
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 if (require.main === module) {

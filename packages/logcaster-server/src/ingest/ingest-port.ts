@@ -104,12 +104,18 @@ export class IngestPort implements Handler {
   private pendingHead = 0;
   private now = 0;
 
+  private journal: Journal | undefined;
+
   constructor(
     private readonly opts: IngestOptions,
     private readonly store: LogStore,
-    private journal: Journal | undefined,
-  ) {
-    if (journal && opts.ack && opts.ackAfterDurable) journal.onDurable((seq) => this.onDurable(seq));
+  ) {}
+
+  /** Lines from now on are journaled (the server opens the journal once its ports are
+   *  bound; nothing is dispatched in between). */
+  attachJournal(journal: Journal): void {
+    this.journal = journal;
+    if (this.opts.ack && this.opts.ackAfterDurable) journal.onDurable((seq) => this.onDurable(seq));
   }
 
   onOpen(conn: Connection): void {

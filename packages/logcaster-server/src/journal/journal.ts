@@ -468,7 +468,8 @@ export class Journal {
           for (const r of f.releases) r();
         }
         if (e.seq > this.writtenSeq) this.writtenSeq = e.seq;
-        if (this.inflight.length === 0 && this.pending.length === 0) this.worker?.unref();
+        // Not while closing: the process must stay up until the writer says 'closed'.
+        if (this.inflight.length === 0 && this.pending.length === 0 && this.closeResolve === null) this.worker?.unref();
         if (this.policy !== 'always') this.notify(this.writtenSeq);
         return;
       }

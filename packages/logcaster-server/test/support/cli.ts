@@ -5,8 +5,10 @@ import * as path from 'node:path';
 export const BIN = path.resolve(__dirname, '../../../bin/logcaster.js');
 
 /** Runs the CLI to completion (flags that exit, refusals). */
-export function runSync(args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 15000, env });
+export function runSync(args: string[], env: NodeJS.ProcessEnv = process.env, wrap?: Wrap): { status: number | null; stdout: string; stderr: string } {
+  const argv = [process.execPath, BIN, ...args];
+  const { command, args: cmdArgs } = wrap ? wrap(argv) : { command: argv[0], args: argv.slice(1) };
+  const r = spawnSync(command, cmdArgs, { encoding: 'utf8', timeout: 15000, env });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -40,9 +42,14 @@ export interface Running {
   stderr: () => string;
 }
 
+/** Runs `argv` as it is, or inside something (withTmpfs of @logcaster/testkit). */
+export type Wrap = (argv: string[]) => { command: string; args: string[] };
+
 /** Starts the CLI on free ports and resolves with its start line. */
-export async function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, '--port', '0', '--query-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+export async function startCli(args: string[], env: NodeJS.ProcessEnv = process.env, wrap?: Wrap): Promise<Running> {
+  const argv = [process.execPath, BIN, '--port', '0', '--query-port', '0', '--http-port', '0', ...args];
+  const { command, args: cmdArgs } = wrap ? wrap(argv) : { command: argv[0], args: argv.slice(1) };
+  const child = spawn(command, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
