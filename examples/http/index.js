@@ -93,15 +93,27 @@ function recheck(key, entry) {
 }
 
 // ---- files from disk ----
+// Paths found missing are remembered the same way (one second), so a client asking again
+// and again for a file that is not there costs no file-system work either.
+const missing = new Map();
+
 function serveFile(req, res, file, key = file) {
   const entry = cache.get(key);
   if (entry) {
     if (Date.now() - entry.checkedAt >= RECHECK_MS && !entry.checking) recheck(key, entry);
     return sendEntry(res, entry);
   }
+  const gone = missing.get(key);
+  if (gone !== undefined && Date.now() - gone < RECHECK_MS) return send(res, 404, 'not found\n');
   fs.open(file, 'r', (err, fd) => {
     if (res.closed) { if (!err) fs.close(fd, () => {}); return; }
-    if (err) return send(res, err.code === 'ENOENT' || err.code === 'ENOTDIR' ? 404 : 403, 'not found\n');
+    if (err && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) {
+      if (missing.size >= CACHE_MAX_ENTRIES) missing.delete(missing.keys().next().value);
+      missing.set(key, Date.now());
+      return send(res, 404, 'not found\n');
+    }
+    if (err) return send(res, 403, 'forbidden\n');
+    missing.delete(key);
     fs.fstat(fd, (err2, stat) => {
       if (err2 || !stat.isFile()) {
         fs.close(fd, () => {});

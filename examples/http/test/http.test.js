@@ -170,6 +170,22 @@ describe('examples/http', function () {
       expect(body).to.equal('second, longer version\n');
       fs.unlinkSync(file);
     });
+
+    it('remembers a missing file for a second only: created afterwards, it is served', async () => {
+      const file = path.join(tmp, 'www', 'later.txt');
+      const get = async () => parseResponses((await raw(server.port, ['GET /later.txt HTTP/1.1\r\nHost: x\r\n\r\n'], responsesComplete(1))).data)[0];
+      expect((await get()).status).to.equal(404);
+      expect((await get()).status).to.equal(404); // from memory
+      fs.writeFileSync(file, 'here now\n');
+      const deadline = Date.now() + 10000; // re-checked once a second: generous bound for a busy machine
+      let r = await get();
+      while (Date.now() < deadline && r.status !== 200) {
+        await new Promise((ok) => setTimeout(ok, 100));
+        r = await get();
+      }
+      expect([r.status, r.body.toString()]).to.deep.equal([200, 'here now\n']);
+      fs.unlinkSync(file);
+    });
   });
 
   describe('under load (wrk)', () => {
