@@ -1,15 +1,16 @@
 /// <reference lib="dom" />
 // The web console in a real browser: Debian's chromium driven by puppeteer-core (no
-// browser download), against a server holding a million lines. Skipped, with the reason
-// in the title, where no chromium is installed (apt-get install -y chromium).
+// browser download), against the real `logcaster` (a child process, fed with
+// `logcaster send`) holding a million lines. Skipped, with the reason in the title,
+// where no chromium is installed (apt-get install -y chromium).
 import { expect } from 'chai';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 
-import { rmDir, sendAndClose, tmpDir, waitFor } from '@logcaster/testkit';
+import { rmDir, tmpDir, waitFor } from '@logcaster/testkit';
 
-import { createLogCaster, type LogCaster, type StartInfo } from '../../src';
+import { runCli, startCli, type Running } from '../support/cli';
 
 const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
 const chromium = CANDIDATES.find((p): p is string => p !== undefined && existsSync(p));
@@ -23,25 +24,29 @@ const describeBrowser = chromium ? describe : describe.skip;
 
 describeBrowser(`web console in headless chromium${chromium ? '' : ' — skipped: no chromium found (apt-get install -y chromium, or set CHROMIUM_PATH)'}`, function () {
   this.timeout(60000);
-  let lc: LogCaster;
-  let info: StartInfo;
+  let server: Running;
+  let dir: string;
   let browser: Browser;
   let page: Page;
   let profile: string;
   let base: string;
 
   before(async () => {
-    ({ lc, info } = await (async () => {
-      const server = createLogCaster({ port: 0, queryPort: 0, httpPort: 0, capacity: LINES + 100 });
-      return { lc: server, info: await server.start() };
-    })());
-    base = `http://127.0.0.1:${info.httpPort}`;
-    // A million lines, with a few needles among them.
-    const parts: string[] = [];
+    server = await startCli(['--data-dir', 'none', '--capacity', String(LINES + 100)]);
+    base = `http://127.0.0.1:${server.httpPort}`;
+    // A million lines, with a few needles among them, written to a file 10,000 at a time.
+    dir = tmpDir('console');
+    const file = path.join(dir, 'lines.txt');
+    const fd = openSync(file, 'w');
     const step = Math.floor(LINES / NEEDLES);
-    for (let i = 0; i < LINES; i++) parts.push(i % step === 12345 ? `<11>Dec  1 10:00:00 web1 app: needle ${parts.length} found` : `<14>Dec  1 10:00:00 web1 app: line ${i}`);
-    await sendAndClose(info.ingestPort, `${parts.join('\n')}\n`);
-    await waitFor(() => lc.stats().current === LINES, 30000, 'a million lines stored');
+    for (let i = 0; i < LINES; i += 10_000) {
+      let block = '';
+      for (let k = i; k < i + 10_000; k++) block += k % step === 12345 ? `<11>Dec  1 10:00:00 web1 app: needle ${k} found\n` : `<14>Dec  1 10:00:00 web1 app: line ${k}\n`;
+      writeSync(fd, block);
+    }
+    closeSync(fd);
+    expect((await runCli(['send', '--port', String(server.ingestPort), file])).status).to.equal(0);
+    expect((await stats()).current).to.equal(LINES);
     profile = tmpDir('chromium-profile');
     browser = await puppeteer.launch({
       executablePath: chromium,
@@ -55,9 +60,15 @@ describeBrowser(`web console in headless chromium${chromium ? '' : ' — skipped
 
   after(async () => {
     await browser?.close();
-    await lc?.stop();
+    if (server) {
+      server.child.kill('SIGTERM');
+      expect((await server.exited).code).to.equal(0);
+    }
     if (profile) rmDir(profile);
+    if (dir) rmDir(dir);
   });
+
+  const stats = async (): Promise<{ current: number; total: number; tailSubscribers: number }> => (await fetch(`${base}/api/stats`)).json() as Promise<{ current: number; total: number; tailSubscribers: number }>;
 
   const cells = (column: number): Promise<string[]> => page.$$eval(`#rows tr td:nth-child(${column})`, (tds) => tds.map((td) => td.textContent ?? ''));
 
@@ -91,7 +102,7 @@ describeBrowser(`web console in headless chromium${chromium ? '' : ' — skipped
 
   it('shows the STATS figures and draws the lines-per-second chart', async () => {
     await page.waitForFunction(() => document.querySelector('#stat-total') !== null, { timeout: 10000 });
-    expect(await page.$eval('#stat-total', (el) => el.textContent)).to.equal(lc.stats().total.toLocaleString('en-US'));
+    expect(await page.$eval('#stat-total', (el) => el.textContent)).to.equal((await stats()).total.toLocaleString('en-US'));
     // Something was drawn on the canvas (not a blank bitmap).
     const inked = await page.$eval('#chart', (c) => {
       const canvas = c as HTMLCanvasElement;
@@ -108,13 +119,11 @@ describeBrowser(`web console in headless chromium${chromium ? '' : ' — skipped
     await page.waitForFunction(() => /matching/.test(document.querySelector('#status')!.textContent!), { timeout: 20000 });
     await page.click('#live');
     let tailSubscribers = 0;
-    const poll = setInterval(() => {
-      void fetch(`${base}/api/stats`).then(async (r) => (tailSubscribers = ((await r.json()) as { tailSubscribers: number }).tailSubscribers));
-    }, 50);
+    const poll = setInterval(() => void stats().then((s) => (tailSubscribers = s.tailSubscribers)), 50);
     // The stream is open once the server counts a subscriber.
     await waitFor(() => tailSubscribers === 1, 5000, 'the tail stream');
     clearInterval(poll);
-    await sendAndClose(info.ingestPort, 'not for this filter\ntailme: the newest line\n');
+    expect((await runCli(['send', '--port', String(server.ingestPort)], 'not for this filter\ntailme: the newest line\n')).status).to.equal(0);
     const sent = Date.now();
     await page.waitForFunction(() => document.querySelector('#rows tr.new td:nth-child(4)')?.textContent === 'tailme: the newest line', { timeout: 5000 });
     const elapsed = Date.now() - sent;
