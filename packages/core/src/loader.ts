@@ -61,8 +61,10 @@ export function tryBackend(name: BackendName): { attempt: BackendAttempt; module
   return { attempt: { name, status: 'loaded', reason: 'supported' }, module: mod };
 }
 
+/** One line per backend: the first line of each reason (a missing file inside a package
+ *  comes with node's require stack; `tried` keeps the whole text). */
 function describe(tried: BackendAttempt[]): string {
-  return tried.map((t) => `  ${t.name}: ${t.status}${t.status === 'loaded' ? '' : `: ${t.reason}`}`).join('\n');
+  return tried.map((t) => `  ${t.name}: ${t.status}${t.status === 'loaded' ? '' : `: ${t.reason.split('\n')[0]}`}`).join('\n');
 }
 
 /**
