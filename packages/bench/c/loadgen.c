@@ -10,7 +10,8 @@
  *           never reads; at the end it finishes its current line, half-closes and waits
  *           for the server to close (so every line was read) before reporting
  *   idle    only connect --conns connections and prime each with one exchange, then report
- *           the server's RSS growth (needs --server-pid)
+ *           the server's RSS growth and its CPU while they idle for --duration (needs
+ *           --server-pid)
  *   --idle K with echo/ack adds K connections that are opened, primed once, then held open
  *   without traffic (sparse activity).
  *
@@ -562,6 +563,14 @@ int main(int argc, char **argv) {
         loop_once(5);
       }
     }
+  } else if (o_mode == MODE_IDLE && o_server_pid) {
+    /* the server's CPU while every connection idles for --duration */
+    have_server_cpu = server_cpu(&su0, &ss0) == 0;
+    t_m0 = now_ns();
+    uint64_t until = t_m0 + (uint64_t)(o_duration * 1e9);
+    while (now_ns() < until) loop_once(20);
+    t_m1 = now_ns();
+    if (have_server_cpu) have_server_cpu = server_cpu(&su1, &ss1) == 0;
   }
   long hwm = server_status_kb("VmHWM");
   long rss_end = server_status_kb("VmRSS");

@@ -31,6 +31,7 @@ function parseConfig(argv: string[]): Config {
         active: 20,
         idle: [0, 100],
         idleConns: 200,
+        idleCpuSeconds: 0.5,
         streamConns: 10,
         persistConns: 20,
         syscallCount: 2000,
@@ -52,6 +53,7 @@ function parseConfig(argv: string[]): Config {
         active: 100,
         idle: [0, 1000, 3000, 9000],
         idleConns: 10000,
+        idleCpuSeconds: 2,
         streamConns: 100,
         persistConns: 1000,
         syscallCount: 20000,
@@ -100,6 +102,9 @@ function parseConfig(argv: string[]): Config {
       case '--idle-conns':
         c.idleConns = Number(take());
         break;
+      case '--idle-cpu-seconds':
+        c.idleCpuSeconds = Number(take());
+        break;
       case '--stream-conns':
         c.streamConns = Number(take());
         break;
@@ -142,6 +147,7 @@ function parseConfig(argv: string[]): Config {
             '  --conns 1,100,...       connection counts for echo; --ack-conns for ack ingest',
             '  --active N --idle a,b   sparse activity: N active + growing idle connections',
             '  --idle-conns N          idle connections held for the RSS-per-connection figure',
+            '  --idle-cpu-seconds S    how long they idle while the server CPU is measured (default 2)',
             '  --stream-conns N        connections for streamed ingest; --persist-conns N for --fsync',
             '  --syscall-count N       messages traced by strace -c -f; --syscalls / --no-syscalls',
             '  --workloads a,b         echo,ack,stream,sparse,idle-rss,persist,syscalls',
@@ -271,6 +277,9 @@ function loadArgs(cfg: Config, cell: Cell, port: number, pid: number): string[] 
         String(cell.conns),
         '--settle',
         cfg.quick ? '0.3' : '1',
+        // the server's CPU while they idle is measured over this window
+        '--duration',
+        String(cfg.idleCpuSeconds),
         ...(cell.server.startsWith('logcaster-') ? ['--idle-proto', 'ack'] : []),
       ];
     default:
@@ -282,12 +291,12 @@ async function runCell(cfg: Config, bins: CBinaries, spec: ServerSpec, cell: Cel
   const role = roleOf(cell.workload, spec);
   // ingest servers answer OK per line except in the streamed workload
   const ack = role === 'ingest' && cell.workload !== 'stream';
-  const srv = await startServer(spec, role, { ack, persist: cell.workload === 'persist' });
+  const srv = await startServer(spec, role, { ack, persist: cell.workload === 'persist', loopDelay: cell.workload === 'echo' });
+  const rec: RunRecord = {};
   try {
     const args = loadArgs(cfg, cell, srv.port, srv.pid);
     const budget = (cfg.duration + cfg.warmup) * 1000 + 120000;
     const r = await run(bins.loadgen, args, budget);
-    const rec: RunRecord = {};
     if (r.code !== 0) {
       rec.error = `loadgen exit ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`;
       return rec;
@@ -320,6 +329,9 @@ async function runCell(cfg: Config, bins: CBinaries, spec: ServerSpec, cell: Cel
     return rec;
   } finally {
     await srv.stop();
+    // Written on SIGTERM by the reactor echo server (servers/reactor-echo.ts).
+    const loop = /LOOP_DELAY_MS ([\d.]+) ([\d.]+) ([\d.]+)/.exec(srv.stderrTail());
+    if (loop) rec.loopDelayMs = { p50: Number(loop[1]), p99: Number(loop[2]), max: Number(loop[3]) };
   }
 }
 
@@ -388,6 +400,10 @@ function summarise(cell: Cell): void {
     hwmKb: median(L.map((l) => l.server_rss_kb.hwm)),
     refused,
   };
+  if (ok.some((r) => r.loopDelayMs)) {
+    s.loopP99 = median(ok.map((r) => r.loopDelayMs?.p99 ?? NaN));
+    s.loopMax = median(ok.map((r) => r.loopDelayMs?.max ?? NaN));
+  }
   if (cell.workload === 'idle-rss') {
     s.idleBytesPerConn = median(
       L.map((l) => ((l.server_rss_kb.idle_held - l.server_rss_kb.before) * 1024) / Math.max(1, l.connected - l.rss_base_conns)),

@@ -141,6 +141,23 @@ export function renderMarkdown(r: BenchResults, charts: string[]): string {
     for (const s of sparse) out.push(`| ${s} | ${r.config.idle.map((k) => cellText(find(r, 'sparse', s, r.config.active, k))).join(' | ')} |`);
     out.push('');
   }
+  const loopServers = serversOf(r, 'echo').filter((s) => r.cells.some((c) => c.workload === 'echo' && c.server === s && c.summary?.loopP99 !== undefined));
+  if (loopServers.length) {
+    out.push("### Node's event loop beside the reactor: delay p99 / max in ms during echo (median)");
+    out.push('');
+    out.push('What an application sharing the process would wait, at worst, for its timers and I/O (`monitorEventLoopDelay`, 10 ms resolution).');
+    out.push('');
+    out.push(`| server | ${r.config.conns.map((n) => `${n} conn${n === 1 ? '' : 's'}`).join(' | ')} |`);
+    out.push(`|---|${r.config.conns.map(() => '---:').join('|')}|`);
+    for (const s of loopServers) {
+      const at = (n: number): string => {
+        const c = find(r, 'echo', s, n)?.summary;
+        return c?.loopP99 !== undefined ? `${num(c.loopP99, 1)} / ${num(c.loopMax, 1)}` : '–';
+      };
+      out.push(`| ${s} | ${r.config.conns.map(at).join(' | ')} |`);
+    }
+    out.push('');
+  }
   const single: string[] = [];
   for (const s of serversOf(r, 'stream')) {
     const c = find(r, 'stream', s);
@@ -154,6 +171,10 @@ export function renderMarkdown(r: BenchResults, charts: string[]): string {
     const c = find(r, 'idle-rss', s);
     const v = c?.summary?.idleBytesPerConn;
     single.push(`| RSS per idle connection (${r.config.idleConns} held) | ${s} | ${v !== undefined && Number.isFinite(v) ? `${(v / 1024).toFixed(2)} KB` : c?.skip ?? 'failed'} | ${c?.note ?? ''} |`);
+    const util = c?.summary?.serverUtil;
+    if (util !== undefined && Number.isFinite(util)) {
+      single.push(`| server CPU while they idle (${r.config.idleCpuSeconds} s) | ${s} | ${(util * 100).toFixed(2)}% of a core | |`);
+    }
   }
   if (single.length) {
     out.push('### Streamed ingest, persistence, idle memory');

@@ -12,6 +12,8 @@ export type Role = 'echo' | 'ingest';
 
 export interface IngestOptions {
   ack: boolean;
+  /** Reactor echo: measure Node's event-loop delay (a 10 ms timer, so not while idle). */
+  loopDelay?: boolean;
   /** LogCaster only: persist to a temporary data dir with --fsync interval. */
   persist?: boolean;
 }
@@ -71,9 +73,10 @@ export function makeServers(
       backend: b,
       roles: ['echo'],
       fdLimit: b === 'select' ? 1024 : undefined,
-      command(_role, port) {
+      command(_role, port, _queryPort, opt) {
         const args = [path.join(dist, 'reactor-echo.js'), '--backend', b, '--port', String(port)];
         if (reactorRunMode) args.push('--run');
+        else if (opt.loopDelay) args.push('--loop-delay');
         return { cmd: process.execPath, args };
       },
     });

@@ -28,6 +28,8 @@ export interface LoadResult {
 
 export interface RunRecord {
   load?: LoadResult;
+  /** Reactor echo servers in Node's loop: that loop's delay over the server's life. */
+  loopDelayMs?: { p50: number; p99: number; max: number };
   stored?: number;
   error?: string;
   warning?: string;
@@ -46,6 +48,9 @@ export interface Summary {
   hwmKb: number;
   refused: number;
   idleBytesPerConn?: number;
+  /** Reactor echo servers: medians of the runs' event-loop delay p99 and max, ms. */
+  loopP99?: number;
+  loopMax?: number;
   stored?: number;
   lost?: number;
 }
@@ -84,6 +89,8 @@ export interface Config {
   active: number;
   idle: number[];
   idleConns: number;
+  /** idle-rss: seconds the idle connections are held while the server's CPU is measured */
+  idleCpuSeconds: number;
   streamConns: number;
   persistConns: number;
   syscallCount: number;

@@ -58,6 +58,16 @@ describe('bench --quick', function () {
     for (const c of cells.filter((x) => x.workload !== 'idle-rss')) expect(moved(c), `${c.key}: ${c.runs.map((r) => r.error).join(' ')}`).to.equal(true);
   });
 
+  it("measures Node's event-loop delay beside the reactor and servers' CPU while idle", () => {
+    const echo = res.cells.find((c) => c.server === `reactor-${backend}` && c.workload === 'echo');
+    const loop = echo?.runs[0]?.loopDelayMs;
+    expect(loop, 'loop delay of the reactor echo server').to.be.an('object');
+    expect(loop!.p99).to.be.at.most(loop!.max);
+    expect(echo!.summary?.loopP99).to.equal(loop!.p99);
+    expect(stdout).to.contain("### Node's event loop beside the reactor");
+    expect(stdout).to.match(new RegExp(`\\| server CPU while they idle \\([\\d.]+ s\\) \\| reactor-${backend} \\| [\\d.]+% of a core`));
+  });
+
   it(`ingests through LogCaster (${backend}): acked, streamed with nothing lost, persisted`, () => {
     const lc = res.cells.filter((c) => c.server === `logcaster-${backend}` && !c.skip && c.workload !== 'idle-rss');
     expect(lc.map((c) => c.workload), 'LogCaster cells (the server is part of this workspace)').to.include.members(['ack', 'stream', 'persist']);

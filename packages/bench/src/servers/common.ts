@@ -8,10 +8,11 @@ export interface ServerArgs {
   ack: boolean;
   backend: string;
   run: boolean; // reactor: dedicated-thread mode (reactor.run())
+  loopDelay: boolean; // reactor, integrated: report Node's event-loop delay on exit
 }
 
 export function parseArgs(argv: string[]): ServerArgs {
-  const a: ServerArgs = { host: '127.0.0.1', port: 0, queryPort: -1, ack: false, backend: 'auto', run: false };
+  const a: ServerArgs = { host: '127.0.0.1', port: 0, queryPort: -1, ack: false, backend: 'auto', run: false, loopDelay: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -21,6 +22,7 @@ export function parseArgs(argv: string[]): ServerArgs {
     else if (k === '--backend') (a.backend = v), i++;
     else if (k === '--ack') a.ack = true;
     else if (k === '--run') a.run = true;
+    else if (k === '--loop-delay') a.loopDelay = true;
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
