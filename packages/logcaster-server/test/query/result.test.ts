@@ -2,7 +2,7 @@
 // reads (no copy of the matches), is cancellable, and shares the scan workers fairly.
 import { expect } from 'chai';
 
-import { connectTo, delay, sendAndClose, waitFor } from '@logcaster/testkit';
+import { connectTo, delay, forceGc, sendAndClose, waitFor } from '@logcaster/testkit';
 
 import { QueryCancelledError, QueryEngine, type EntryBatch, type QueryResult } from '../../src/query/engine';
 import { emptySpec } from '../../src/query/matcher';
@@ -112,7 +112,7 @@ describe('query results through the query port', function () {
       const burst = line.repeat(100_000);
       for (let k = 0; k < 10; k++) await sendAndClose(info.ingestPort, burst);
       await waitFor(() => lc.stats().current === 1_000_000, 20000, 'a million stored lines');
-      (global as { gc?: () => void }).gc?.();
+      forceGc();
       await delay(200);
       const before = process.memoryUsage().rss;
       for (let i = 0; i < 50; i++) {
@@ -125,7 +125,7 @@ describe('query results through the query port', function () {
       // Every answer has started and filled what the sockets take.
       await waitFor(() => lc.stats().queryClients === 50, 10000);
       await delay(1500);
-      (global as { gc?: () => void }).gc?.();
+      forceGc();
       const grown = process.memoryUsage().rss - before;
       // Copying the index per query (24 B per entry) would cost 50 × 24 MB = 1.2 GB.
       // Pinned chunks are shared; each answer holds one batch plus its send queue.
