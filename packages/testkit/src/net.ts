@@ -87,8 +87,8 @@ export function connectTo(port: number, host = HOST): Promise<Socket> {
 
 /** Send bytes on a new connection (optionally in parts, `gapMs` apart), half-close,
  *  wait for the server to close. Returns what the server wrote back. */
-export async function sendAndClose(port: number, data: string | Buffer | (string | Buffer)[], gapMs = 0): Promise<Buffer> {
-  const s = await connectTo(port);
+export async function sendAndClose(port: number, data: string | Buffer | (string | Buffer)[], gapMs = 0, host = HOST): Promise<Buffer> {
+  const s = await connectTo(port, host);
   const chunks: Buffer[] = [];
   s.on('data', (d: Buffer) => chunks.push(d));
   const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));

@@ -45,11 +45,11 @@ export interface Running {
 /** Runs `argv` as it is, or inside something (withTmpfs of @logcaster/testkit). */
 export type Wrap = (argv: string[]) => { command: string; args: string[] };
 
-/** Starts the CLI on free ports and resolves with its start line. */
-export async function startCli(args: string[], env: NodeJS.ProcessEnv = process.env, wrap?: Wrap): Promise<Running> {
+/** Starts the CLI on free ports (in `cwd`, by default this process's) and resolves with its start line. */
+export async function startCli(args: string[], env: NodeJS.ProcessEnv = process.env, wrap?: Wrap, cwd?: string): Promise<Running> {
   const argv = [process.execPath, BIN, '--port', '0', '--query-port', '0', '--http-port', '0', ...args];
   const { command, args: cmdArgs } = wrap ? wrap(argv) : { command: argv[0], args: argv.slice(1) };
-  const child = spawn(command, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(command, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], env, cwd });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
