@@ -86,11 +86,11 @@ describe('logcaster CLI options at work', function () {
   it('--rotate-size and --max-files reach the journal: small segments, no more of them than allowed', async () => {
     const dir = scratch();
     const r = await start(['--data-dir', dir, '--rotate-size', '4k', '--max-files', '3', '--fsync', 'never']);
-    const lines = Array.from({ length: 4000 }, (_, i) => `rotate me ${String(i).padStart(6, '0')} ${'x'.repeat(40)}`);
+    const lines = Array.from({ length: 20000 }, (_, i) => `rotate me ${String(i).padStart(6, '0')} ${'x'.repeat(40)}`);
     await sendAndClose(r.ingestPort, lines.join('\n') + '\n');
     r.child.kill('SIGTERM');
     expect((await r.exited).code).to.equal(0);
-    // ~220 KB of lines: with 16M segments one file; with 4k ones the journal rotated
+    // ~1.1 MB of lines: with 16M segments one file; with 4k ones the journal rotated
     // (a segment passes rotateSize only when one record — a block of lines — is larger)
     // and kept only 3 segments, so the oldest lines are gone from disk.
     const segments = fs.readdirSync(dir).filter((f) => /^logcaster-\d+\.log$/.test(f));

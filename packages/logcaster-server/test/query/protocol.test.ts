@@ -11,7 +11,8 @@ import { QueryClient, startServer, stripStamp } from '../support/helpers';
 
 const README = readFileSync(join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
 /** The commands of README's "| Command | Answer |" table, in its order. */
-const DOCUMENTED_COMMANDS = [...README.matchAll(/^\| `([A-Z]+)[ `]/gm)].map((m) => m[1]);
+const COMMAND_TABLE = README.slice(README.indexOf('| Command | Answer |')).split('\n\n')[0];
+const DOCUMENTED_COMMANDS = [...COMMAND_TABLE.matchAll(/^\| `([A-Z]+)[ `]/gm)].map((m) => m[1]);
 /** The fields of README's STATS answer, in its order. */
 const DOCUMENTED_STATS = /`STATS: ([^`]+)`/.exec(README)![1].split(', ').map((f) => f.split('=')[0]);
 
