@@ -39,8 +39,16 @@ describe('server lifecycle on a data directory', function () {
       const q = await QueryClient.open(a.queryPort);
       expect(await q.ask('COUNT')).to.equal('COUNT: 2000');
       q.close();
-      await delay(1500); // the interval fsync has written everything out
-      const before = listing(dir);
+      // The journal's writer thread writes the segments out soon, not at once: wait until
+      // they are there and stop changing (a fixed 1.5 s was too short on a loaded machine).
+      let before = listing(dir);
+      for (const end = Date.now() + 20000; Date.now() < end; ) {
+        await delay(250);
+        const now = listing(dir);
+        const settled = now.join() === before.join() && now.filter((f) => /\.log /.test(f)).length >= 2;
+        before = now;
+        if (settled) break;
+      }
       expect(before.filter((f) => /\.log /.test(f)).length, 'segments').to.be.at.least(2);
       // Would keep one segment, if it were allowed to open the journal.
       const b = runSync(['--port', '0', '--query-port', '0', '--http-port', '0', '--data-dir', dir, '--max-files', '1']);
