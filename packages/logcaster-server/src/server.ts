@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { access, constants as fsConstants } from 'node:fs/promises';
 import * as path from 'node:path';
 
-import { createReactor, type BackendName, type Handler, type Listener, type Reactor } from '@logcaster/core';
+import { createReactor, type BackendName, type DatagramSocket, type Handler, type Listener, type Reactor } from '@logcaster/core';
 
 import { admitOnly } from './access/allow';
 import { requireAuth } from './access/auth-gate';
@@ -14,7 +14,9 @@ import type { ReadyReport } from './http/api';
 import { HttpPort, resolveHttpAccess } from './http/http-port';
 import type { ServerMetrics } from './http/metrics';
 import { DataDirLock } from './data-dir';
+import { DatagramIngest } from './ingest/datagram-ingest';
 import { IngestPort, type StoredLine } from './ingest/ingest-port';
+import { RelpPort } from './ingest/relp-port';
 import { Journal, type FsyncPolicy } from './journal';
 import { QueryEngine } from './query/engine';
 import { QueryPort } from './query/query-port';
@@ -52,6 +54,19 @@ export interface LogCasterOptions {
   httpTokens?: string[];
   /** A file of HTTP tokens, one per line ('#' comments), read at construction. */
   httpTokenFile?: string;
+  /** Syslog over UDP on `host` (0 picks a free port). Default: off. */
+  udpPort?: number;
+  /** SO_RCVBUF of the UDP socket, bytes. Default 8 MiB. */
+  udpRecvBuffer?: number;
+  /** A Unix datagram socket for local programs (logger -u, /dev/log); '@name' is an
+   *  abstract name (Linux). Default: off. */
+  unixSocket?: string;
+  /** A Unix stream socket speaking the ingest port's protocol. Default: off. */
+  unixStreamSocket?: string;
+  /** Permissions of the Unix socket files. Default 0o666. */
+  unixSocketMode?: number;
+  /** RELP on `host` (0 picks a free port). Default: off. */
+  relpPort?: number;
   /** Entries kept in memory; the oldest are dropped beyond it. Default 100000. */
   capacity?: number;
   /** Longest line kept, bytes; longer lines are truncated and marked. Default 65536. */
@@ -85,6 +100,11 @@ export interface LogCasterOptions {
 export interface StartInfo {
   ingestPort: number;
   queryPort: number;
+  /** When enabled: the UDP and RELP ports, the Unix socket paths. */
+  udpPort?: number;
+  relpPort?: number;
+  unixSocket?: string;
+  unixStreamSocket?: string;
   backend: BackendName;
   host: string;
   queryHost: string;
@@ -104,8 +124,19 @@ export interface LogCasterStats {
   backend: string;
   connections: number;
   rejected: number;
+  /** Lines stored from every transport (TCP, UDP, Unix sockets, RELP). */
   linesReceived: number;
   bytesReceived: number;
+  udpReceived: number;
+  /** Datagrams stored cut (longer than maxLine). */
+  udpTruncated: number;
+  /** Datagrams the kernel dropped: the receive queue was full (raise udpRecvBuffer). */
+  udpDropped: number;
+  unixReceived: number;
+  unixTruncated: number;
+  unixDropped: number;
+  relpClients: number;
+  relpReceived: number;
   truncated: number;
   idleClosed: number;
   queryClients: number;
@@ -161,9 +192,12 @@ export declare interface LogCaster {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
+type OptionalTransports = 'udpPort' | 'unixSocket' | 'unixStreamSocket' | 'relpPort';
+
 function resolveOptions(
   o: LogCasterOptions,
-): Required<Omit<LogCasterOptions, 'adminToken' | 'dataDir' | 'queryTokenFile' | 'httpTokenFile'>> & { adminToken?: string; dataDir?: string; queryTokenFile?: string; httpTokenFile?: string } {
+): Required<Omit<LogCasterOptions, 'adminToken' | 'dataDir' | 'queryTokenFile' | 'httpTokenFile' | OptionalTransports>> &
+  Pick<LogCasterOptions, OptionalTransports> & { adminToken?: string; dataDir?: string; queryTokenFile?: string; httpTokenFile?: string } {
   const bad = checkOptions(o);
   if (bad) throw new RangeError(`LogCaster: ${bad}`);
   if (o.shutdownGraceMs !== undefined && !(Number.isInteger(o.shutdownGraceMs) && o.shutdownGraceMs >= 0 && o.shutdownGraceMs <= MAX_TIMER_MS)) {
@@ -185,6 +219,12 @@ function resolveOptions(
     httpPort: o.httpPort ?? null,
     httpTokens: o.httpTokens ?? [],
     httpTokenFile: o.httpTokenFile,
+    udpPort: o.udpPort,
+    udpRecvBuffer: o.udpRecvBuffer ?? optionDefault('udpRecvBuffer')!,
+    unixSocket: o.unixSocket,
+    unixStreamSocket: o.unixStreamSocket,
+    unixSocketMode: o.unixSocketMode ?? optionDefault('unixSocketMode')!,
+    relpPort: o.relpPort,
     capacity: o.capacity ?? optionDefault('capacity')!,
     maxLine: o.maxLine ?? optionDefault('maxLine')!,
     maxClients: o.maxClients ?? optionDefault('maxClients')!,
@@ -209,6 +249,10 @@ export class LogCaster extends EventEmitter {
   private reactor: Reactor | undefined;
   private ingest: IngestPort | undefined;
   private query: QueryPort | undefined;
+  private udp: DatagramIngest | undefined;
+  private unix: DatagramIngest | undefined;
+  private relp: RelpPort | undefined;
+  private datagramSockets: DatagramSocket[] = [];
   private readonly access: Access;
   private readonly httpTokens: TokenSet | undefined;
   private httpPort: HttpPort | undefined;
@@ -249,8 +293,8 @@ export class LogCaster extends EventEmitter {
   }
 
   private updateLineHook(): void {
-    if (!this.ingest) return;
-    this.ingest.onLine = this.listenerCount('line') > 0 ? (e: StoredLine) => this.emit('line', new LogLine(e.seq, e.timeMs, e.peer, e.line)) : undefined;
+    const hook = this.listenerCount('line') > 0 ? (e: StoredLine) => this.emit('line', new LogLine(e.seq, e.timeMs, e.peer, e.line)) : undefined;
+    for (const sink of [this.ingest, this.udp, this.unix, this.relp]) if (sink) sink.onLine = hook;
   }
 
   async start(): Promise<StartInfo> {
@@ -311,7 +355,9 @@ export class LogCaster extends EventEmitter {
         httpL = this.reactor.listen({ host: o.queryHost, port: o.httpPort }, this.guard('query', this.httpPort.handler));
         this.listeners_.push(httpL);
       }
-      // Only now, with both ports bound, is anything on disk touched: a second server
+      const extra = this.startTransports(this.reactor);
+      this.updateLineHook();
+      // Only now, with every port bound, is anything on disk touched: a second server
       // that cannot bind, or finds the directory locked, leaves the owner's journal be.
       if (o.dataDir !== undefined) {
         dataDir = path.resolve(o.dataDir);
@@ -319,7 +365,7 @@ export class LogCaster extends EventEmitter {
       }
       this.startedAt = Date.now();
       this.state = 'running';
-      return { ingestPort: ingestL.port, queryPort: queryL.port, httpPort: httpL?.port, backend: this.reactor.backend, host: o.host, queryHost: o.queryHost, dataDir, reloaded: this.reloaded };
+      return { ingestPort: ingestL.port, queryPort: queryL.port, httpPort: httpL?.port, ...extra, backend: this.reactor.backend, host: o.host, queryHost: o.queryHost, dataDir, reloaded: this.reloaded };
     } catch (e) {
       this.state = 'stopped';
       for (const l of this.listeners_) l.close();
@@ -357,8 +403,61 @@ export class LogCaster extends EventEmitter {
     this.tornSkipped = r.tornSkipped;
     this.store.setRecorder((range) => journal.write(range, peers.names));
     this.ingest!.attachJournal(journal);
+    this.relp?.attachJournal(journal);
   }
 
+  /** The optional transports: UDP, Unix datagram and stream sockets, RELP. */
+  private startTransports(reactor: Reactor): Pick<StartInfo, 'udpPort' | 'relpPort' | 'unixSocket' | 'unixStreamSocket'> {
+    const o = this.options;
+    const info: Pick<StartInfo, 'udpPort' | 'relpPort' | 'unixSocket' | 'unixStreamSocket'> = {};
+    const datagrams = (unnamedPeer: string): DatagramIngest =>
+      new DatagramIngest(
+        {
+          maxLine: o.maxLine,
+          allow: this.access.ingestAllow,
+          unnamedPeer,
+          reportListenerError: (err) => this.reportError(err),
+          onDenied: (address) => {
+            this.denied.ingest++;
+            this.emit('access', { kind: 'refused', port: 'ingest', address } satisfies AccessEvent);
+          },
+        },
+        this.store,
+      );
+    if (o.udpPort !== undefined) {
+      this.udp = datagrams('unknown');
+      const sock = this.udp.add(reactor.bindUdp({ host: o.host, port: o.udpPort, recvBufferSize: o.udpRecvBuffer }, this.udp));
+      this.datagramSockets.push(sock);
+      info.udpPort = sock.port;
+    }
+    if (o.unixSocket !== undefined) {
+      this.unix = datagrams('localhost');
+      const sock = this.unix.add(reactor.bindUnixDgram({ path: unixPath(o.unixSocket), mode: o.unixSocketMode, recvBufferSize: o.udpRecvBuffer }, this.unix));
+      this.datagramSockets.push(sock);
+      info.unixSocket = o.unixSocket;
+    }
+    if (o.unixStreamSocket !== undefined) {
+      // The ingest port's handler; allow lists are about IP networks, not local users.
+      this.listeners_.push(reactor.listen({ path: unixPath(o.unixStreamSocket), mode: o.unixSocketMode }, this.ingest!));
+      info.unixStreamSocket = o.unixStreamSocket;
+    }
+    if (o.relpPort !== undefined) {
+      this.relp = new RelpPort(
+        {
+          maxLine: o.maxLine,
+          maxClients: o.maxClients,
+          ackAfterDurable: o.fsync === 'always',
+          software: `LogCaster,${VERSION}`,
+          reportListenerError: (err) => this.reportError(err),
+        },
+        this.store,
+      );
+      const l = reactor.listen({ host: o.host, port: o.relpPort }, this.guard('ingest', this.relp));
+      this.listeners_.push(l);
+      info.relpPort = l.port;
+    }
+    return info;
+  }
 
   /** `handler` behind the port's allow list, if it has one. */
   private guard(port: 'ingest' | 'query', handler: Handler): Handler {
@@ -407,8 +506,16 @@ export class LogCaster extends EventEmitter {
       backend: this.reactor?.backend ?? 'none',
       connections: c?.connectionsTotal ?? 0,
       rejected: c?.rejected ?? 0,
-      linesReceived: c?.linesReceived ?? 0,
+      linesReceived: (c?.linesReceived ?? 0) + (this.udp?.counters.received ?? 0) + (this.unix?.counters.received ?? 0) + (this.relp?.counters.received ?? 0),
       bytesReceived: c?.bytesReceived ?? 0,
+      udpReceived: this.udp?.counters.received ?? 0,
+      udpTruncated: this.udp?.counters.truncated ?? 0,
+      udpDropped: this.udp?.kernelDropped ?? 0,
+      unixReceived: this.unix?.counters.received ?? 0,
+      unixTruncated: this.unix?.counters.truncated ?? 0,
+      unixDropped: this.unix?.kernelDropped ?? 0,
+      relpClients: this.relp?.counters.clients ?? 0,
+      relpReceived: this.relp?.counters.received ?? 0,
       truncated: c?.truncated ?? 0,
       idleClosed: c?.idleClosed ?? 0,
       queryClients: this.query?.conns.size ?? 0,
@@ -439,6 +546,9 @@ export class LogCaster extends EventEmitter {
       `BytesReceived=${s.bytesReceived}, Truncated=${s.truncated}, Persisted=${s.persisted}, PersistedBytes=${s.persistedBytes}, ` +
       `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, QueryClients=${s.queryClients}, QueryRejected=${s.queryRejected}, ` +
       `AuthFailures=${s.authFailures}, AuthRequired=${s.authRequired}, IngestDenied=${s.ingestDenied}, QueryDenied=${s.queryDenied}, ` +
+      `UdpReceived=${s.udpReceived}, UdpTruncated=${s.udpTruncated}, UdpDropped=${s.udpDropped}, ` +
+      `UnixReceived=${s.unixReceived}, UnixTruncated=${s.unixTruncated}, UnixDropped=${s.unixDropped}, ` +
+      `RelpClients=${s.relpClients}, RelpReceived=${s.relpReceived}, ` +
       `Errors=${s.errors}, Uptime=${s.uptimeSeconds}s`
     );
   }
@@ -500,25 +610,32 @@ export class LogCaster extends EventEmitter {
     this.state = 'stopping';
     for (const l of this.listeners_) l.close();
     this.listeners_ = [];
+    // Datagrams have no sender waiting for an answer: the sockets go with the listeners.
+    for (const d of this.datagramSockets) d.close();
+    this.datagramSockets = [];
     this.query?.closeAll();
     this.httpPort?.close();
     const ingest = this.ingest!;
+    const relp = this.relp;
     const deadline = Date.now() + this.options.shutdownGraceMs;
     const QUIET_MS = 200;
     const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
     // Let connections that are still sending finish, until quiet or out of time.
-    while (ingest.conns.size > 0 && Date.now() < deadline && Date.now() - ingest.counters.lastDataAt < QUIET_MS) {
+    const lastDataAt = (): number => Math.max(ingest.counters.lastDataAt, relp?.counters.lastDataAt ?? 0);
+    while (ingest.conns.size + (relp?.conns.size ?? 0) > 0 && Date.now() < deadline && Date.now() - lastDataAt() < QUIET_MS) {
       await sleep(25);
     }
     for (const c of ingest.conns) c.conn.pause();
+    for (const c of relp?.conns ?? []) c.conn.pause();
     ingest.finishAll();
     if (this.journal) {
       this.store.cut();
       this.journal.flush();
       // With acks after fsync: wait (bounded) until every stored line is durable and acked.
       const ackDeadline = Date.now() + 5000;
-      while (ingest.pendingAcks > 0 && Date.now() < ackDeadline) await sleep(10);
+      while (ingest.pendingAcks + (relp?.pendingAcks ?? 0) > 0 && Date.now() < ackDeadline) await sleep(10);
     }
+    relp?.finishAll();
     // Let queued acks reach the clients, then close.
     for (const c of ingest.conns) {
       if (!c.conn.closed) c.conn.end();
@@ -544,6 +661,10 @@ export class LogCaster extends EventEmitter {
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION: string = (require('../../package.json') as { version: string }).version;
+/** '@name' is the CLI's spelling of a Linux abstract socket name ('\0name'). */
+function unixPath(p: string): string {
+  return p.startsWith('@') ? `\0${p.slice(1)}` : p;
+}
 
 export function createLogCaster(options: LogCasterOptions = {}): LogCaster {
   return new LogCaster(options);

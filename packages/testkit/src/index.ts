@@ -11,3 +11,4 @@ export { describePrebuiltInstall, testPrebuiltInstall, type PrebuiltInstallResul
 export * from './netns';
 export { TCP_CLIENT_SCRIPT } from './tcp-client';
 export * from './dgram';
+export * from './rsyslog';

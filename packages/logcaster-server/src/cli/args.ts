@@ -50,6 +50,8 @@ export const KINDS = {
   file: { placeholder: '<file>', expected: 'a file path', parse: (t: string) => (t !== '' ? t : undefined) },
   token: { placeholder: '<token>', expected: 'a word without spaces', parse: (t: string) => (TokenSet.isValid(t) ? [t] : undefined) },
   cidrs: { placeholder: '<cidr,...>', expected: 'addresses or CIDRs separated by commas, e.g. 10.0.0.0/8,192.168.1.7', parse: (t: string) => (AllowList.isValid(t) ? t.split(',').map((c) => c.trim()) : undefined) },
+  // Written in octal (its range, 0 to 07777, is its form: at most four octal digits).
+  mode: { placeholder: '<octal>', expected: 'an octal file mode like 660', parse: (t: string) => (/^0?[0-7]{3,4}$/.test(t) ? parseInt(t, 8) : undefined), numeric: true, integer: true, show: (n: number) => (n === 0 ? '0' : `0${n.toString(8)}`) },
   seconds: { placeholder: '<sec>', expected: 'seconds, e.g. 300 or 0.5', parse: (t: string) => (/^\d+(\.\d+)?$/.test(t) ? Number(t) : undefined), numeric: true, show: (n: number) => `${n} s` },
 } satisfies Record<string, Kind>;
 
@@ -98,6 +100,12 @@ export const OPTIONS: readonly OptionRow[] = [
   { flag: '--no-http', key: 'httpPort', kind: 'flag', sets: null, help: 'no HTTP port' },
   { flag: '--http-token-file', key: 'httpTokenFile', kind: 'file', help: 'tokens (one per line) an HTTP client not on loopback sends as "Authorization: Bearer <token>"; POST /api/clear needs one from every client' },
   { flag: '--http-token', key: 'httpTokens', kind: 'token', help: 'an HTTP token on the command line (visible to every user in ps: prefer --http-token-file)' },
+  { flag: '--udp-port', key: 'udpPort', kind: 'port', min: 0, max: 65535, help: 'syslog over UDP on --host (RFC 5426; 514 is the convention): one datagram is one line, the sender its peer (default: off)' },
+  { flag: '--udp-recv-buffer', key: 'udpRecvBuffer', kind: 'size', min: 64 * KiB, max: 1 * GiB, default: 8 * MiB, help: 'kernel receive buffer of the UDP socket: what a burst may queue before the kernel drops (counted as UdpDropped); above net.core.rmem_max only with CAP_NET_ADMIN' },
+  { flag: '--unix-socket', key: 'unixSocket', kind: 'file', placeholder: '<path>', help: 'a Unix datagram socket for local programs (logger -u <path>, or /dev/log); "@name" is an abstract name (Linux); a stale socket file is replaced (default: off)' },
+  { flag: '--unix-stream-socket', key: 'unixStreamSocket', kind: 'file', placeholder: '<path>', help: 'a Unix stream socket speaking what the ingest port speaks (lines, octet counting) (default: off)' },
+  { flag: '--unix-socket-mode', key: 'unixSocketMode', kind: 'mode', default: 0o666, help: 'permissions of the Unix socket files (0666: every local user may log, like /dev/log)' },
+  { flag: '--relp-port', key: 'relpPort', kind: 'port', min: 0, max: 65535, help: "RELP on --host, what rsyslog's omrelp sends: each message acknowledged once stored, under --fsync always once on disk (default: off)" },
   { flag: '--capacity', key: 'capacity', kind: 'count', min: 1, max: 100_000_000, default: 100_000, help: 'log entries kept in memory (32 bytes of index each, allocated at start); the oldest are dropped and counted' },
   { flag: '--max-line', key: 'maxLine', kind: 'size', min: 16, max: 256 * MiB, default: 64 * KiB, help: 'longest line kept; longer lines keep their start and end with "…[truncated N bytes]"' },
   { flag: '--max-clients', key: 'maxClients', kind: 'count', min: 1, max: 1_000_000, default: 1000, help: 'concurrent ingest clients; more get "ERROR: Server at capacity. Try again later." and are closed' },
@@ -247,7 +255,8 @@ function helpEntry(row: OptionRow): string {
 
 export const USAGE =
   'Usage: logcaster [options]\n\n' +
-  'LogCaster: collects log lines over TCP (ingest port) and answers queries (query port).\n' +
+  'LogCaster: collects log lines over TCP (ingest port; optionally UDP, Unix sockets, RELP)\n' +
+  'and answers queries (query port).\n' +
   'Sizes take binary suffixes (64k = 65536), counts decimal ones (200k = 200000).\n\n' +
   'Options:\n' +
   OPTIONS.map(helpEntry).join('\n') +

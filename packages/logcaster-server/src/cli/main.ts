@@ -75,6 +75,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(
       `LogCaster ${VERSION} backend=${info.backend} ingest=${hostPort(info.host, info.ingestPort)} query=${hostPort(info.queryHost, info.queryPort)} ` +
         `${info.httpPort !== undefined ? `http=${hostPort(info.queryHost, info.httpPort)} ` : ''}` +
+        `${info.udpPort !== undefined ? `udp=${hostPort(info.host, info.udpPort)} ` : ''}${info.relpPort !== undefined ? `relp=${hostPort(info.host, info.relpPort)} ` : ''}` +
+        `${info.unixSocket !== undefined ? `unix=${info.unixSocket} ` : ''}${info.unixStreamSocket !== undefined ? `unix-stream=${info.unixStreamSocket} ` : ''}` +
         `data-dir=${info.dataDir ?? 'none (memory only)'}${fsync}${info.reloaded ? ` reloaded=${info.reloaded}` : ''}\n`,
     );
   });
