@@ -42,6 +42,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::Shutdown>("shutdown"),
       InstanceMethod<&EngineWrap::CloseHandles>("closeHandles"),
       InstanceMethod<&EngineWrap::Stats>("stats"),
+      InstanceMethod<&EngineWrap::CreateTlsContext>("createTlsContext"),
+      InstanceMethod<&EngineWrap::ReleaseTlsContext>("releaseTlsContext"),
+      InstanceMethod<&EngineWrap::TlsInfoOf>("tlsInfo"),
+      InstanceMethod<&EngineWrap::TlsSessionOf>("tlsSession"),
+      InstanceMethod<&EngineWrap::TlsErrorOf>("tlsError"),
     }, const_cast<BackendDescriptor*>(backend));
   }
 
@@ -192,9 +197,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     int port = info[1].As<Napi::Number>().Int32Value();
     int backlog = info[2].As<Napi::Number>().Int32Value();
     bool v6only = info[3].ToBoolean();
+    int32_t tls_ctx = info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
     int bound = 0;
     std::string err;
-    int r = engine()->Listen(host, port, backlog, v6only, &bound, &err);
+    int r = engine()->Listen(host, port, backlog, v6only, tls_ctx, &bound, &err);
     if (r < 0) return ThrowErrno(info.Env(), err, r);
     Napi::Array a = Napi::Array::New(info.Env(), 2);
     a.Set(0u, Napi::Number::New(info.Env(), r));
@@ -221,9 +227,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (!Check(info)) return info.Env().Undefined();
     std::string ip = info[0].As<Napi::String>();
     int port = info[1].As<Napi::Number>().Int32Value();
+    int32_t tls_ctx = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
+    std::string servername = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
+    std::string session;
+    if (info[4].IsTypedArray()) {
+      auto b = info[4].As<Napi::Uint8Array>();
+      session.assign(reinterpret_cast<const char*>(b.Data()), b.ByteLength());
+    }
     std::string err;
     js_depth_++;
-    int r = engine()->Connect(ip, port, &err);
+    int r = engine()->Connect(ip, port, tls_ctx, servername, session, &err);
     js_depth_--;
     if (r < 0) return ThrowErrno(info.Env(), err, r);
     return Napi::Number::New(info.Env(), r);
@@ -412,12 +425,84 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object dg = Napi::Object::New(env);
     SetCounters(env, dg, s.datagrams);
     o.Set("datagrams", dg);
+    o.Set("tlsHandshakes", Napi::Number::New(env, static_cast<double>(engine()->tls_stats().handshakes)));
+    o.Set("tlsHandshakeFailures", Napi::Number::New(env, static_cast<double>(engine()->tls_stats().handshake_failures)));
     std::vector<std::pair<const char*, double>> counters;
     engine()->driver().Counters(&counters);
     Napi::Object d = Napi::Object::New(env);
     for (const auto& kv : counters) d.Set(kv.first, Napi::Number::New(env, kv.second));
     o.Set("driver", d);
     return o;
+  }
+
+  // createTlsContext({ server, cert, key, ca, requestCert, rejectUnauthorized, alpn: string[],
+  //                    sni: [{ servername, cert, key }], handshakeTimeout }) -> context id
+  Napi::Value CreateTlsContext(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Check(info)) return env.Undefined();
+    if (!info[0].IsObject()) {
+      Napi::TypeError::New(env, "createTlsContext(options)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto text = [&o](const char* key) { Napi::Value v = o.Get(key); return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); };
+    TlsOptions t;
+    t.server = o.Get("server").ToBoolean();
+    t.cert_pem = text("cert");
+    t.key_pem = text("key");
+    t.ca_pem = text("ca");
+    t.request_cert = o.Get("requestCert").ToBoolean();
+    t.reject_unauthorized = o.Get("rejectUnauthorized").ToBoolean();
+    if (o.Get("handshakeTimeout").IsNumber()) t.handshake_timeout_ms = o.Get("handshakeTimeout").As<Napi::Number>().Uint32Value();
+    if (o.Get("alpn").IsArray()) {
+      Napi::Array a = o.Get("alpn").As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) t.alpn.push_back(a.Get(i).ToString().Utf8Value());
+    }
+    if (o.Get("sni").IsArray()) {
+      Napi::Array a = o.Get("sni").As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Object e = a.Get(i).As<Napi::Object>();
+        t.sni.push_back({e.Get("servername").ToString().Utf8Value(), e.Get("cert").ToString().Utf8Value(),
+                         e.Get("key").ToString().Utf8Value()});
+      }
+    }
+    std::string err;
+    int id = engine()->tls().CreateContext(t, &err);
+    if (id < 0) {
+      Napi::Error::New(env, err).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, id);
+  }
+  Napi::Value ReleaseTlsContext(const Napi::CallbackInfo& info) {
+    if (engine()) engine()->tls().ReleaseContext(Id(info));
+    return info.Env().Undefined();
+  }
+  Napi::Value TlsInfoOf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    TlsInfo t;
+    if (!engine() || !engine()->tls().Info(Id(info), &t)) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("protocol", t.protocol);
+    o.Set("cipher", t.cipher);
+    o.Set("alpnProtocol", t.alpn);
+    o.Set("servername", t.servername);
+    o.Set("peerSubject", t.peer_subject);
+    o.Set("peerIssuer", t.peer_issuer);
+    o.Set("peerFingerprint256", t.peer_fingerprint);
+    o.Set("authorized", t.authorized);
+    o.Set("authorizationError", t.authorization_error);
+    o.Set("resumed", t.resumed);
+    return o;
+  }
+  Napi::Value TlsSessionOf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string s = engine() ? engine()->tls().Session(Id(info)) : std::string();
+    if (s.empty()) return env.Null();
+    return Napi::Buffer<char>::Copy(env, s.data(), s.size());
+  }
+  Napi::Value TlsErrorOf(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), engine() ? engine()->tls().TakeError(Id(info)) : std::string());
   }
 
   // Released only after ~EngineWrap's body has stopped the engine that points into them.

@@ -22,7 +22,7 @@ constexpr uint32_t kMaxGen = (1u << (31 - kSlotBits)) - 1;
 inline uint32_t SlotOf(int32_t id) { return static_cast<uint32_t>(id) & kSlotMask; }
 
 // Why a connection closed (CLOSE event, mirrored in core/src/native-events.ts).
-enum ClosePhase : int32_t { kPhaseNone = 0, kPhaseConnect = 1, kPhaseRead = 2, kPhaseWrite = 3, kPhaseWatch = 4 };
+enum ClosePhase : int32_t { kPhaseNone = 0, kPhaseConnect = 1, kPhaseRead = 2, kPhaseWrite = 3, kPhaseWatch = 4, kPhaseTls = 5 };
 
 // A connection, or a datagram socket (dgram set): both share the id space, the
 // table and the close protocol, so drivers and JS track them the same way.

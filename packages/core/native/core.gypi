@@ -4,6 +4,8 @@
 {
   "sources": [
     "engine.cc",
+    "engine_tls.cc",
+    "tls.cc",
     "readiness_driver.cc",
     "sockets.cc",
     "datagram_sockets.cc",

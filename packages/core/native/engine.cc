@@ -146,7 +146,8 @@ void Engine::Turn() {
       std::lock_guard<std::mutex> lk(mu_);
       posted = thread_posted_;
     }
-    more = posted ? driver_->Harvest(0) : false;
+    const bool tls_more = tls_.DeliverPending();
+    more = posted ? Harvest(0) : false;
     if (threaded && posted && !more) {
       {
         std::lock_guard<std::mutex> lk(mu_);
@@ -155,6 +156,7 @@ void Engine::Turn() {
       cv_.notify_all();
     }
     DispatchPending();
+    more = more || tls_more || tls_.HasPending();
     if (!more) break;
   }
   if (more && !shut_down_) {
@@ -179,7 +181,8 @@ void Engine::RunOnce(int timeout_ms) {
     Turn();
   } else {
     in_turn_ = true;
-    driver_->Harvest(timeout_ms);
+    tls_.DeliverPending();
+    Harvest(tls_.HasPending() ? 0 : timeout_ms);
     DispatchPending();
     driver_->EndTurn();
     in_turn_ = false;
@@ -187,6 +190,13 @@ void Engine::RunOnce(int timeout_ms) {
   }
   // libuv timers do not run while JS blocks here: sweep idle timeouts ourselves.
   if (timer_running_ && NowMs() - last_sweep_ms_ >= kTickMs) OnTimer();
+}
+
+bool Engine::Harvest(int timeout_ms) {
+  tls_.BeginHarvest();
+  bool more = driver_->Harvest(timeout_ms);
+  tls_.EndHarvest();
+  return more;
 }
 
 void Engine::DispatchPending() {
@@ -211,10 +221,17 @@ void Engine::DispatchPending() {
     if (dgram_flush_.empty()) break;
     FlushDatagrams();  // may report DRAIN or errors: dispatched by the next pass
   }
+  if (arena_used_ > 0) {
+    // Input that became no event (TLS records that only moved a handshake on): the
+    // batch is over all the same, and its arena space is free again.
+    batch_serial_++;
+    arena_used_ = 0;
+  }
   if (!closing_slots_.empty()) {
     free_slots_.insert(free_slots_.end(), closing_slots_.begin(), closing_slots_.end());
     closing_slots_.clear();
   }
+  tls_.EndBatch();
 }
 
 void Engine::FlushDatagrams() {
@@ -250,6 +267,10 @@ char* Engine::ReadSpace(size_t* avail) {
 }
 
 void Engine::CommitRead(Conn* c, size_t len) {
+  if (tls_.Has(c)) {
+    tls_.OnCipher(c, arena_ + arena_used_, len);
+    return;
+  }
   Emit(kEvData, c->id, static_cast<int32_t>(arena_used_), static_cast<int32_t>(len));
   arena_used_ += len;
   stats_.bytes_read += len;
@@ -257,6 +278,7 @@ void Engine::CommitRead(Conn* c, size_t len) {
 }
 
 size_t Engine::OpenReadLength(const Conn* c) const {
+  if (tls_.Has(c)) return 0;  // its DATA is plaintext after the ciphertext: nothing to extend
   const size_t n = static_cast<size_t>(events_[0]);
   if (n == 0 || !overflow_.empty()) return 0;
   const int32_t* r = events_ + kEventHeader + (n - 1) * kEventInts;
@@ -320,6 +342,7 @@ void Engine::ReleaseConn(Conn* c) {
   Emit(kEvClose, c->id, c->close_err, c->close_phase);
   if (c->idle_timeout_ms) timed_conns_--;
   uint32_t slot = static_cast<uint32_t>(c->id) & kSlotMask;
+  tls_.Release(c);
   c->Reset();
   closing_slots_.push_back(slot);
   live_conns_--;
@@ -343,6 +366,7 @@ void Engine::OnAccepted(Listener* l, int fd) {
   if (!c) { close(fd); return; }
   stats_.accepted++;
   int r = driver_->AddConn(c);
+  if (tls_.OnAccepted(l, c, r)) return;  // OPEN once the handshake is done
   // OPEN carries the registration error so the handler may still say why
   // (e.g. "ERROR: ..." on a select backend past FD_SETSIZE) before it is closed.
   Emit(kEvOpen, c->id, l->id, r < 0 ? -r : 0);
@@ -372,6 +396,11 @@ void Engine::OnAcceptError(Listener* l, int err) {
 void Engine::OnConnected(Conn* c, int err) {
   if (err) { Fail(c, err, kPhaseConnect); return; }
   c->connecting = false;
+  if (tls_.Has(c)) {
+    driver_->UpdateReading(c);
+    tls_.OnConnected(c);  // the ClientHello; OPEN once the handshake is done
+    return;
+  }
   Emit(kEvOpen, c->id, -1, 0);
   driver_->UpdateReading(c);
   if (!c->wq.empty()) driver_->Flush(c, false);
@@ -379,6 +408,11 @@ void Engine::OnConnected(Conn* c, int err) {
 }
 
 void Engine::OnPeerEnd(Conn* c) {
+  if (tls_.Has(c) && tls_.OnPeerEnd(c)) return;
+  PeerEnded(c);
+}
+
+void Engine::PeerEnded(Conn* c) {
   if (c->peer_ended) return;
   c->peer_ended = true;
   driver_->UpdateReading(c);
@@ -421,12 +455,13 @@ void Engine::Fail(Conn* c, int err, int32_t phase) {
 
 // ---- JS-facing API ----
 
-int Engine::Listen(const std::string& host, int port, int backlog, bool ipv6_only, int* bound_port,
+int Engine::Listen(const std::string& host, int port, int backlog, bool ipv6_only, int32_t tls_ctx, int* bound_port,
                    std::string* err) {
   if (shut_down_) { *err = "reactor is closed"; return -EBADF; }
+  if (tls_ctx >= 0 && !tls_.ValidContext(tls_ctx, true)) { *err = "not a TLS server context"; return -EINVAL; }
   int fd = ListenSocket(host, port, backlog, ipv6_only, bound_port, err);
   if (fd < 0) return fd;
-  return AddListener(fd, BoundPath(), err);
+  return AddListener(fd, BoundPath(), tls_ctx, err);
 }
 
 int Engine::ListenUnix(const std::string& path, int mode, int backlog, std::string* err) {
@@ -434,10 +469,10 @@ int Engine::ListenUnix(const std::string& path, int mode, int backlog, std::stri
   BoundPath bound;
   int fd = UnixListenSocket(path, mode, backlog, &bound, err);
   if (fd < 0) return fd;
-  return AddListener(fd, std::move(bound), err);
+  return AddListener(fd, std::move(bound), -1, err);
 }
 
-int Engine::AddListener(int fd, BoundPath path, std::string* err) {
+int Engine::AddListener(int fd, BoundPath path, int32_t tls_ctx, std::string* err) {
   auto l = std::make_unique<Listener>();
   l->fd = fd;
   l->id = static_cast<int32_t>(listeners_.size());
@@ -452,6 +487,7 @@ int Engine::AddListener(int fd, BoundPath path, std::string* err) {
   int32_t id = l->id;
   listeners_.push_back(std::move(l));
   live_listeners_++;
+  if (tls_ctx >= 0) tls_.AttachListener(id, tls_ctx);
   UpdateRef();
   return id;
 }
@@ -464,17 +500,20 @@ int Engine::CloseListener(int32_t lid) {
   l->unix_path.Unlink();
   if (l->accept_paused) paused_listeners_--;
   listeners_[lid].reset();
+  tls_.DetachListener(lid);
   live_listeners_--;
   UpdateRef();
   return 0;
 }
 
-int Engine::Connect(const std::string& ip, int port, std::string* err) {
+int Engine::Connect(const std::string& ip, int port, int32_t tls_ctx, const std::string& servername,
+                    const std::string& session, std::string* err) {
   if (shut_down_) { *err = "reactor is closed"; return -EBADF; }
+  if (tls_ctx >= 0 && !tls_.ValidContext(tls_ctx, false)) { *err = "not a TLS client context"; return -EINVAL; }
   bool in_progress = false;
   int fd = ConnectSocket(ip, port, &in_progress, err);
   if (fd < 0) return fd;
-  return StartOutbound(fd, in_progress, err);
+  return StartOutbound(fd, in_progress, tls_ctx, servername, session, err);
 }
 
 int Engine::ConnectUnix(const std::string& path, std::string* err) {
@@ -482,13 +521,18 @@ int Engine::ConnectUnix(const std::string& path, std::string* err) {
   bool in_progress = false;
   int fd = UnixConnectSocket(path, &in_progress, err);
   if (fd < 0) return fd;
-  return StartOutbound(fd, in_progress, err);
+  return StartOutbound(fd, in_progress, -1, "", "", err);
 }
 
-int Engine::StartOutbound(int fd, bool in_progress, std::string* err) {
+int Engine::StartOutbound(int fd, bool in_progress, int32_t tls_ctx, const std::string& servername,
+                          const std::string& session, std::string* err) {
   Conn* c = NewConn(fd, -1);
   if (!c) { close(fd); *err = "too many connections"; return -EMFILE; }
   c->connecting = true;
+  if (tls_ctx >= 0 && !tls_.AttachOutbound(c, tls_ctx, servername, session, err)) {
+    Fail(c, EPROTO, kPhaseTls);
+    return -EPROTO;
+  }
   int r = driver_->AddConn(c);
   if (r < 0) {
     Fail(c, -r, kPhaseWatch);
@@ -701,6 +745,7 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
   Conn* c = Lookup(id);
   if (!c || c->closing || c->dgram) return -EPIPE;
   if (c->end_requested) return -EPIPE;
+  if (tls_.Has(c)) return tls_.Write(c, data, len);
   size_t off = 0;
   bool full = false;
   // A non-empty queue means the kernel is already full (writability armed) or a send
@@ -723,6 +768,10 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
     }
     if (was_empty && !c->connecting) driver_->Flush(c, full);
   }
+  return WriteVerdict(c);
+}
+
+int Engine::WriteVerdict(Conn* c) {
   if (c->wq.size() >= opts_.high_water_mark && !c->connecting) {
     long n = driver_->SendQueuedNow(c);
     if (n < 0) {
@@ -742,6 +791,8 @@ int Engine::Write(int32_t id, const char* data, size_t len) {
 int Engine::End(int32_t id) {
   Conn* c = Lookup(id);
   if (!c || c->closing || c->dgram) return -EPIPE;
+  // TLS: close_notify first; before the handshake is done, once it is.
+  if (tls_.Has(c) && !tls_.End(c)) return 0;
   c->end_requested = true;
   AfterQueueChange(c);
   return 0;
@@ -763,6 +814,7 @@ int Engine::SetPaused(int32_t id, bool paused) {
   if (c->paused == paused) return 0;
   c->paused = paused;
   driver_->UpdateReading(c);
+  if (!paused && tls_.Has(c)) tls_.OnResumed(c);
   return 0;
 }
 
@@ -785,14 +837,14 @@ int Engine::RemoteAddress(int32_t id, std::string* ip, int* port, int* family) {
 
 size_t Engine::QueuedBytes(int32_t id) {
   Conn* c = Lookup(id);
-  return !c ? 0 : c->dgram ? c->dgram->queue.bytes() : c->wq.size();
+  return !c ? 0 : c->dgram ? c->dgram->queue.bytes() : c->wq.size() + tls_.Queued(c);
 }
 
 // ---- timers and refs ----
 
 void Engine::ArmTimer() {
   if (!handles_) return;
-  bool need = !shut_down_ && (timed_conns_ > 0 || paused_listeners_ > 0);
+  bool need = !shut_down_ && (timed_conns_ > 0 || paused_listeners_ > 0 || tls_.handshaking() > 0);
   if (need && !timer_running_) {
     timer_running_ = true;
     uv_timer_start(&handles_->timer, [](uv_timer_t* t) {
@@ -817,6 +869,7 @@ void Engine::OnTimer() {
       }
     }
   }
+  tls_.SweepHandshakes(now);
   if (timed_conns_) {
     for (Conn* c : slots_) {
       if (c->id && c->idle_timeout_ms && !c->closing && now - c->last_active_ms >= c->idle_timeout_ms) {

@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "datagram_sockets.h"
 #include "driver_host.h"
+#include "engine_tls.h"
 #include "io_driver.h"
 
 namespace logcaster {
@@ -77,9 +78,15 @@ class Engine final : public DriverHost {
   std::function<void()> dispatch;
 
   // ---- API used by the JS wrapper (JS thread) ----
-  int Listen(const std::string& host, int port, int backlog, bool ipv6_only, int* bound_port, std::string* err);
+  // tls_ctx: a server context of CreateTlsContext, or -1 for plain TCP.
+  int Listen(const std::string& host, int port, int backlog, bool ipv6_only, int32_t tls_ctx, int* bound_port,
+             std::string* err);
   int CloseListener(int32_t lid);
-  int Connect(const std::string& ip, int port, std::string* err);  // returns id or -errno
+  // tls_ctx: a client context, or -1; servername for SNI and the certificate check,
+  // session: bytes of a TlsSession() to resume. Returns id or -errno.
+  int Connect(const std::string& ip, int port, int32_t tls_ctx, const std::string& servername,
+              const std::string& session, std::string* err);
+  EngineTls& tls() { return tls_; }
   // Unix stream sockets: a listener id / a connection id, or -errno with *err.
   int ListenUnix(const std::string& path, int mode, int backlog, std::string* err);
   int ConnectUnix(const std::string& path, std::string* err);
@@ -106,6 +113,7 @@ class Engine final : public DriverHost {
   const EngineStats& stats() const { return stats_; }
   // Bring every datagram socket's kernel drop count up to date (before stats()).
   void RefreshDrops();
+  const TlsStats& tls_stats() const { return tls_.stats(); }
   const IoDriver& driver() const { return *driver_; }
   size_t connection_count() const { return live_conns_; }
   size_t listener_count() const { return live_listeners_; }
@@ -136,13 +144,19 @@ class Engine final : public DriverHost {
   struct Handles;
 
  private:
+  friend class EngineTls;  // TLS sits inside the engine's read and write paths
   Conn* NewConn(int fd, int32_t listener_id);
-  int StartOutbound(int fd, bool in_progress, std::string* err);  // Connect, ConnectUnix
-  int AddListener(int fd, BoundPath path, std::string* err);        // Listen, ListenUnix
+  // Connect, ConnectUnix (tls_ctx -1: plain)
+  int StartOutbound(int fd, bool in_progress, int32_t tls_ctx, const std::string& servername,
+                    const std::string& session, std::string* err);
+  int AddListener(int fd, BoundPath path, int32_t tls_ctx, std::string* err);  // Listen, ListenUnix
   int QueueDatagram(Conn* c, const char* data, size_t len, const sockaddr* to, socklen_t tolen);
   void FlushDatagrams();  // the sends queued during a dispatch, after it
   void AccountDrops(Conn* c, uint32_t counter);  // a new SO_RXQ_OVFL value for c
   void AfterQueueChange(Conn* c);
+  void PeerEnded(Conn* c);     // end of input reached the handler's side: END
+  int WriteVerdict(Conn* c);   // Write's answer: push at the high-water mark, 1 below it, 0 over
+  bool Harvest(int timeout_ms);  // the driver's Harvest, with TLS work found inside it done after
   void Turn();
   void UpdateRef();
   void ArmTimer();
@@ -195,6 +209,7 @@ class Engine final : public DriverHost {
 
   uint64_t batch_serial_ = 1;  // CurrentBatch(): advances when a batch goes to JS
   EngineStats stats_;
+  EngineTls tls_{this};  // declared last, destroyed first: its links go before what they refer to
 };
 
 }  // namespace logcaster

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the conformance suites (stream and datagram) over AddressSanitizer builds of the
+# Run the conformance suites (stream, datagram and TLS) over AddressSanitizer builds of the
 # Linux backends.
 # The addons are built in a scratch copy so the tree's normal builds stay untouched.
 #   bash packages/core/scripts/asan-conformance.sh [backend ...]   (default: epoll select poll iouring)
@@ -21,11 +21,13 @@ for b in "${backends[@]}"; do
 done
 cat > "$work/conformance.js" <<JS
 const { runConformance, runDatagramConformance } = require('$root/packages/conformance/dist/src/suite');
+const { runTlsConformance } = require('$root/packages/conformance/dist/src/tls-suite');
 for (const b of '${backends[*]}'.split(' ')) {
   const path = '$work/backend-' + b + '/build/Release/logcaster_' + b + '.node';
   const mod = require(path);
   runConformance(b + ' (ASan)', () => mod, 'require(' + JSON.stringify(path) + ')');
   runDatagramConformance(b + ' (ASan)', () => mod);
+  runTlsConformance(b + ' (ASan)', () => mod);
 }
 JS
 cd "$work"

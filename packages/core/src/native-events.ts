@@ -25,5 +25,6 @@ export const PHASE_CONNECT = 1;
 export const PHASE_READ = 2;
 export const PHASE_WRITE = 3;
 export const PHASE_WATCH = 4;
+export const PHASE_TLS = 5; // handshake failed or timed out, bad record, alert: engine.tlsError(id) says why
 
 export const SLOT_MASK = (1 << 20) - 1;

@@ -8,6 +8,7 @@ import { familyName } from './address';
 import { DatagramSocketImpl } from './datagram';
 import { errnoCode, errnoError, nativeError, reactorError } from './errors';
 import { loadBackend } from './loader';
+import { ClientContexts, createContext, nativeTlsOptions, tlsInfo } from './tls';
 import {
   EVENT_HEADER,
   EVENT_INTS,
@@ -22,6 +23,7 @@ import {
   EV_TIMEOUT,
   PHASE_CONNECT,
   PHASE_READ,
+  PHASE_TLS,
   PHASE_WATCH,
   PHASE_WRITE,
   SLOT_MASK,
@@ -47,6 +49,8 @@ import type {
   UnixConnectOptions,
   UnixDatagramOptions,
   UnixListenOptions,
+  TlsInfo,
+  TlsOptions,
 } from './types';
 
 const { EPIPE, ERANGE } = constants.errno;
@@ -104,6 +108,7 @@ class ConnectionImpl implements Connection {
   openError: Error | undefined = undefined;
   destroyError: Error | undefined = undefined;
   pendingWrites: Buffer[] | undefined; // before an outbound connection has an engine id
+  tls: TlsInfo | undefined = undefined; // read at OPEN, when the handshake is done
   private addr: [string, number, number] | null | undefined;
 
   constructor(
@@ -112,7 +117,13 @@ class ConnectionImpl implements Connection {
     readonly handler: Handler,
     readonly outbound: boolean,
     readonly target?: string,
+    /** Outbound TLS: the options to connect with. */
+    readonly tlsOptions?: TlsOptions,
   ) {}
+
+  tlsSession(): Buffer | undefined {
+    return this.closed || this.id <= 0 ? undefined : (this.engine.tlsSession(this.id) ?? undefined);
+  }
 
   private get engine(): NativeEngine {
     return this.reactor.engine;
@@ -218,6 +229,7 @@ class ListenerImpl implements Listener {
     readonly port: number,
     readonly handler: Handler,
     readonly path: string | undefined = undefined,
+    readonly tls: boolean = false,
   ) {}
   close(): void {
     if (this.closed) return;
@@ -245,6 +257,7 @@ class ReactorImpl implements Reactor {
   private readonly conns: (ConnectionImpl | DatagramSocketImpl | undefined)[] = [];
   private readonly listeners = new Map<number, ListenerImpl>();
   private readonly timers = new Set<TimerImpl>();
+  private readonly tlsClients = new ClientContexts();
   private readonly allowHalfOpen: boolean;
   private readonly onError: ((err: unknown, conn: Connection | DatagramSocket | undefined) => void) | undefined;
   private dispatching = false;
@@ -362,6 +375,7 @@ class ReactorImpl implements Reactor {
       const e = this.conns[id & SLOT_MASK];
       if (!e || e.kind !== 'stream' || e.id !== id || e.closed) return undefined;
       conn = e;
+      if (conn.tlsOptions) conn.tls = this.readTlsInfo(id);
     } else {
       const listener = this.listeners.get(listenerId);
       if (!listener) {
@@ -369,6 +383,7 @@ class ReactorImpl implements Reactor {
         return undefined;
       }
       conn = new ConnectionImpl(this, id, listener.handler, false);
+      if (listener.tls) conn.tls = this.readTlsInfo(id);
       this.conns[id & SLOT_MASK] = conn;
       this.liveConns++;
       if (watchErrno) {
@@ -391,7 +406,9 @@ class ReactorImpl implements Reactor {
     this.conns[conn.id & SLOT_MASK] = undefined;
     this.liveConns--;
     let err: Error | undefined = conn.destroyError;
-    if (!err && errno) {
+    if (!err && phase === PHASE_TLS) {
+      err = reactorError(this.engine.tlsError(conn.id) || 'TLS failed', 'ERR_LOGCASTER_TLS', errno, 'tls');
+    } else if (!err && errno) {
       const syscall = phase === PHASE_CONNECT ? 'connect' : phase === PHASE_READ ? 'read' : phase === PHASE_WRITE ? 'write' : phase === PHASE_WATCH ? 'watch' : 'socket';
       err = errnoError(errno, syscall, phase === PHASE_CONNECT ? conn.target : undefined);
     }
@@ -404,6 +421,11 @@ class ReactorImpl implements Reactor {
         for (const w of waiters) w();
       }
     }
+  }
+
+  private readTlsInfo(id: number): TlsInfo | undefined {
+    const n = this.engine.tlsInfo(id);
+    return n ? tlsInfo(n) : undefined;
   }
 
   private onSocketClose(sock: DatagramSocketImpl): void {
@@ -454,13 +476,17 @@ class ReactorImpl implements Reactor {
     if (!isIP(host)) throw reactorError(`listen: host must be an IP address or 'localhost', got '${host}'`, 'ERR_INVALID_ARG_VALUE');
     const port = options.port;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`listen: port must be 0..65535, got ${port}`);
+    const tlsContext = options.tls ? createContext(this.engine, nativeTlsOptions(options.tls, true)) : -1;
     let result: [number, number];
     try {
-      result = this.engine.listen(host, port, options.backlog ?? 0, options.ipv6Only ?? false);
+      result = this.engine.listen(host, port, options.backlog ?? 0, options.ipv6Only ?? false, tlsContext);
     } catch (e) {
       throw nativeError(e, 'listen');
+    } finally {
+      // The listener holds the context from here on; it goes when the listener does.
+      if (tlsContext >= 0) this.engine.releaseTlsContext(tlsContext);
     }
-    const listener = new ListenerImpl(this, result[0], host, result[1], handler);
+    const listener = new ListenerImpl(this, result[0], host, result[1], handler, undefined, tlsContext >= 0);
     this.listeners.set(result[0], listener);
     return listener;
   }
@@ -490,10 +516,13 @@ class ReactorImpl implements Reactor {
     const host = normaliseHost(options.host);
     const port = options.port;
     if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new RangeError(`connect: port must be 1..65535, got ${port}`);
-    const conn = new ConnectionImpl(this, 0, handler, true, `${host}:${port}`);
+    // Resolved now: a bad certificate or option throws here, not later in onClose.
+    if (options.tls) this.tlsClients.get(this.engine, options.tls);
+    const conn = new ConnectionImpl(this, 0, handler, true, `${host}:${port}`, options.tls);
     this.liveConns++;
+    const name = options.host ?? host; // 'localhost' stays the TLS server name
     if (isIP(host)) {
-      this.startConnect(conn, host, port);
+      this.startConnect(conn, host, port, name);
     } else {
       lookup(host, (err, address) => {
         if (conn.closed) return;
@@ -501,7 +530,7 @@ class ReactorImpl implements Reactor {
           conn.destroy(reactorError(`connect: cannot resolve ${host}: ${err.message}`, (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND'));
           return;
         }
-        this.startConnect(conn, address, port);
+        this.startConnect(conn, address, port, name);
       });
     }
     return conn;
@@ -545,8 +574,13 @@ class ReactorImpl implements Reactor {
     return sock;
   }
 
-  private startConnect(conn: ConnectionImpl, ip: string, port: number): void {
-    this.startOutbound(conn, () => this.engine.connect(ip, port), `${ip}:${port}`);
+  /** `name`: the host name connected to, the default TLS servername. */
+  private startConnect(conn: ConnectionImpl, ip: string, port: number, name: string): void {
+    const t = conn.tlsOptions;
+    const open = t
+      ? () => this.engine.connect(ip, port, this.tlsClients.get(this.engine, t), t.servername ?? name, t.session ?? null)
+      : () => this.engine.connect(ip, port, -1, '', null);
+    this.startOutbound(conn, open, `${ip}:${port}`);
   }
 
   private startOutbound(conn: ConnectionImpl, open: () => number, target: string): void {
@@ -597,7 +631,7 @@ class ReactorImpl implements Reactor {
 
   stats(): ReactorStats {
     const s = this.closed
-      ? { connections: 0, listeners: 0, accepted: 0, closed: 0, bytesRead: 0, bytesWritten: 0, turns: 0, dispatches: 0, acceptPauses: 0, datagrams: { received: 0, truncated: 0, dropped: 0, sent: 0, sendErrors: 0 }, driver: {} }
+      ? { connections: 0, listeners: 0, accepted: 0, closed: 0, bytesRead: 0, bytesWritten: 0, turns: 0, dispatches: 0, acceptPauses: 0, tlsHandshakes: 0, tlsHandshakeFailures: 0, datagrams: { received: 0, truncated: 0, dropped: 0, sent: 0, sendErrors: 0 }, driver: {} }
       : this.engine.stats();
     return { backend: this.backend, ...s };
   }

@@ -56,6 +56,12 @@ export interface Connection {
   readonly bufferedAmount: number;
   /** Free slot for the handler's per-connection state. */
   context: unknown;
+  /** The TLS side of a connection made with `tls` options (the handshake is done by
+   *  the time onOpen runs); undefined for plain TCP. */
+  readonly tls: TlsInfo | undefined;
+  /** Client side: the session to pass as `tls.session` to resume it on a later
+   *  connection (TLS 1.3 sends it after the handshake: ask once data has arrived). */
+  tlsSession(): Buffer | undefined;
   /** Send bytes. Returns false when the write queue is at or above the high-water
    *  mark: stop producing until onDrain. Throws if the connection is closed or ended. */
   write(data: Uint8Array | string): boolean;
@@ -77,6 +83,56 @@ export interface ListenOptions {
   /** Default: the system maximum (net.core.somaxconn). */
   backlog?: number;
   ipv6Only?: boolean;
+  /** Speak TLS on this listener (cert and key required). */
+  tls?: TlsOptions;
+}
+
+/** TLS settings, for `listen` (server) and `connect` (client). PEM text throughout. */
+export interface TlsOptions {
+  /** The certificate, followed by its chain. Required to listen; a client's own certificate. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** CAs that verify the peer's certificate. Client default: Node's root certificates. */
+  ca?: string | Buffer | readonly (string | Buffer)[];
+  /** Server: ask clients for a certificate, verified against `ca`. */
+  requestCert?: boolean;
+  /** Default true: a peer whose certificate does not verify (a server's client with
+   *  `requestCert` also when it sends none) fails the handshake. false: the handshake
+   *  goes on and the handler decides from `conn.tls.authorized`. */
+  rejectUnauthorized?: boolean;
+  /** ALPN protocols, most preferred first (a server picks the first the client offers). */
+  ALPNProtocols?: readonly string[];
+  /** Server: other certificates, by the name the client asks for ('*.example.com' matches one label). */
+  SNI?: Readonly<Record<string, { cert: string | Buffer; key: string | Buffer }>>;
+  /** Client: the name sent as SNI and checked against the certificate. Default: the host
+   *  connected to (an IP address is checked against the certificate's IP entries). */
+  servername?: string;
+  /** Client: a session from `conn.tlsSession()` to resume. */
+  session?: Uint8Array;
+  /** A handshake not done within this many ms closes the connection. Default 10000. */
+  handshakeTimeout?: number;
+}
+
+/** What a handler can learn about a TLS connection. */
+export interface TlsInfo {
+  /** 'TLSv1.3' or 'TLSv1.2' */
+  protocol: string;
+  cipher: string;
+  /** The ALPN protocol agreed on, or undefined. */
+  alpnProtocol: string | undefined;
+  /** The SNI name the client asked for (server side) or sent (client side). */
+  servername: string | undefined;
+  /** The peer certificate's subject and issuer (RFC 2253: 'CN=client,O=Example'), undefined without one. */
+  peerSubject: string | undefined;
+  peerIssuer: string | undefined;
+  /** SHA-256 of the peer certificate, 'AB:CD:…'. */
+  peerFingerprint256: string | undefined;
+  /** The peer's certificate verified against the CAs (client side: and names the server). */
+  authorized: boolean;
+  /** Why not, when not authorized ('no peer certificate', 'certificate has expired', …). */
+  authorizationError: string | undefined;
+  /** The session was resumed (no full handshake). */
+  resumed: boolean;
 }
 
 /** A Unix stream socket. A socket file left by a process that is gone is replaced;
@@ -103,6 +159,8 @@ export interface Listener {
 export interface ConnectOptions {
   host?: string;
   port: number;
+  /** Speak TLS once connected; the certificate is verified unless rejectUnauthorized is false. */
+  tls?: TlsOptions;
 }
 
 export interface UnixConnectOptions {
@@ -225,6 +283,9 @@ export interface ReactorStats {
   acceptPauses: number;
   /** Every datagram socket's counters, summed. */
   datagrams: DatagramStats;
+  /** TLS handshakes completed, and failed (bad certificate, timeout, the peer left). */
+  tlsHandshakes: number;
+  tlsHandshakeFailures: number;
   /** Mechanism-specific counters (io_uring: receive-buffer pool state); {} when none. */
   driver: Record<string, number>;
 }
@@ -306,10 +367,28 @@ export interface NativeDatagramOptions {
 
 /** One native reactor instance (see core/native/addon.cc). Ids are connection ids;
  *  negative numbers returned are -errno. */
+/** createTlsContext's options: TlsOptions resolved to text (see core/src/tls.ts). */
+export interface NativeTlsOptions {
+  server: boolean;
+  cert: string;
+  key: string;
+  ca: string;
+  requestCert: boolean;
+  rejectUnauthorized: boolean;
+  alpn: string[];
+  sni: { servername: string; cert: string; key: string }[];
+  handshakeTimeout: number;
+}
+
+/** tlsInfo's answer: TlsInfo with '' where TlsInfo has undefined. */
+export type NativeTlsInfo = { [K in keyof TlsInfo]: TlsInfo[K] extends boolean ? boolean : string };
+
 export interface NativeEngine {
-  listen(host: string, port: number, backlog: number, ipv6Only: boolean): [number, number];
+  /** tlsContext: an id from createTlsContext (server), or -1. */
+  listen(host: string, port: number, backlog: number, ipv6Only: boolean, tlsContext: number): [number, number];
   closeListener(listenerId: number): number;
-  connect(ip: string, port: number): number;
+  /** tlsContext: a client context id or -1; servername '' for none; session bytes or null. */
+  connect(ip: string, port: number, tlsContext: number, servername: string, session: Uint8Array | null): number;
   listenUnix(path: string, mode: number, backlog: number): number;
   connectUnix(path: string): number;
   bindDatagram(options: NativeDatagramOptions): [number, number];
@@ -318,6 +397,14 @@ export interface NativeEngine {
   sendDatagramTo(id: number, data: Uint8Array, path: string): number;
   datagramStats(id: number): DatagramStats | null;
   localAddress(id: number): [string, number, number] | null;
+  /** Throws with OpenSSL's reason when the certificate, key or CAs do not load. */
+  createTlsContext(options: NativeTlsOptions): number;
+  /** The caller is done with the id; listeners and connections keep the context alive. */
+  releaseTlsContext(id: number): void;
+  tlsInfo(id: number): NativeTlsInfo | null;
+  tlsSession(id: number): Buffer | null;
+  /** Why a connection closed with PHASE_TLS, while its CLOSE is being dispatched. */
+  tlsError(id: number): string;
   write(id: number, data: Uint8Array): number;
   end(id: number): number;
   destroy(id: number): number;

@@ -12,3 +12,5 @@ export * from './netns';
 export { TCP_CLIENT_SCRIPT } from './tcp-client';
 export * from './dgram';
 export * from './rsyslog';
+export * from './pki';
+export * from './tls-peer';
