@@ -37,31 +37,35 @@ export interface Peer {
   closed: Promise<boolean>;
 }
 
+/** Starts recording what `socket` receives (from now on) as a Peer. */
+export function recordPeer<S extends Socket>(socket: S): Peer & { socket: S } {
+  const chunks: Buffer[] = [];
+  let count = 0;
+  let onEnd!: () => void;
+  const ended = new Promise<void>((r) => (onEnd = r));
+  const closed = new Promise<boolean>((r) => socket.once('close', r));
+  socket.on('data', (d: Buffer) => {
+    chunks.push(d);
+    count += d.length;
+  });
+  socket.on('end', () => onEnd());
+  return {
+    socket,
+    received: () => Buffer.concat(chunks),
+    bytes: () => count,
+    text: () => Buffer.concat(chunks).toString(),
+    ended,
+    closed,
+  };
+}
+
 /** A node:net client that records everything it receives. */
 export function peer(port: number, host = '127.0.0.1', allowHalfOpen = false): Promise<Peer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let count = 0;
     const socket = connect({ port, host, allowHalfOpen });
-    let onEnd!: () => void;
-    const ended = new Promise<void>((r) => (onEnd = r));
-    const closed = new Promise<boolean>((r) => socket.once('close', r));
-    socket.on('data', (d) => {
-      chunks.push(d);
-      count += d.length;
-    });
-    socket.on('end', () => onEnd());
+    const p = recordPeer(socket);
     socket.on('error', () => {});
-    socket.once('connect', () =>
-      resolve({
-        socket,
-        received: () => Buffer.concat(chunks),
-        bytes: () => count,
-        text: () => Buffer.concat(chunks).toString(),
-        ended,
-        closed,
-      }),
-    );
+    socket.once('connect', () => resolve(p));
     socket.once('error', reject);
   });
 }

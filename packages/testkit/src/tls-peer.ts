@@ -1,7 +1,7 @@
 // A node:tls client that records everything it receives: peer() of net.ts over TLS.
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
-import type { Peer } from './net';
+import { recordPeer, type Peer } from './net';
 
 export interface TlsPeer extends Peer {
   socket: TLSSocket;
@@ -12,29 +12,13 @@ export interface TlsPeer extends Peer {
  *  rejects when it fails. */
 export function tlsPeer(port: number, options: ConnectionOptions & { allowHalfOpen?: boolean } = {}): Promise<TlsPeer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let count = 0;
     const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ...options });
-    let onEnd!: () => void;
-    const ended = new Promise<void>((r) => (onEnd = r));
-    const closed = new Promise<boolean>((r) => socket.once('close', r));
-    socket.on('data', (d: Buffer) => {
-      chunks.push(d);
-      count += d.length;
-    });
-    socket.on('end', () => onEnd());
+    const p = recordPeer(socket);
     socket.once('error', reject);
     socket.once('secureConnect', () => {
       socket.removeListener('error', reject);
       socket.on('error', () => {});
-      resolve({
-        socket,
-        received: () => Buffer.concat(chunks),
-        bytes: () => count,
-        text: () => Buffer.concat(chunks).toString(),
-        ended,
-        closed,
-      });
+      resolve(p);
     });
   });
 }
