@@ -67,7 +67,8 @@ export interface LogCasterOptions {
   unixSocketMode?: number;
   /** RELP on `host` (0 picks a free port). Default: off. */
   relpPort?: number;
-  /** Entries kept in memory; the oldest are dropped beyond it. Default 100000. */
+  /** Entries kept in memory (the newest; with a journal, older ones are read from its
+   *  segments; without one they are dropped). Default 100000. */
   capacity?: number;
   /** Longest line kept, bytes; longer lines are truncated and marked. Default 65536. */
   maxLine?: number;
@@ -81,8 +82,12 @@ export interface LogCasterOptions {
   dataDir?: string | null;
   /** Journal segment size before rotation, bytes. Default 16 MiB. */
   rotateSize?: number;
-  /** Journal segments kept. Default 8. */
+  /** Journal segments kept (0: no limit). Default 0. */
   maxFiles?: number;
+  /** Bytes of journal segments kept (the oldest deleted first; 0: no limit). Default 4 GiB. */
+  retentionSize?: number;
+  /** Seconds a line is kept (segments whose newest line is older are deleted; 0: no limit). Default 0. */
+  retentionTime?: number;
   fsync?: FsyncPolicy;
   fsyncIntervalMs?: number;
   /** Write "OK\n" per stored line (after fsync with fsync 'always'). */
@@ -161,6 +166,10 @@ export interface LogCasterStats {
   persistedBytes: number;
   reloaded: number;
   tornSkipped: number;
+  /** Disk groups keyword queries did not read: their token filter ruled the keywords out. */
+  historyGroupsSkipped: number;
+  /** Disk groups found damaged while a query read them (the damaged records skipped). */
+  historyGroupsDamaged: number;
   storeBytes: number;
   uptimeSeconds: number;
 }
@@ -233,6 +242,8 @@ function resolveOptions(
     dataDir,
     rotateSize: o.rotateSize ?? optionDefault('rotateSize')!,
     maxFiles: o.maxFiles ?? optionDefault('maxFiles')!,
+    retentionSize: o.retentionSize ?? optionDefault('retentionSize')!,
+    retentionTime: o.retentionTime ?? optionDefault('retentionTime')!,
     fsync: o.fsync ?? optionDefault('fsync')!,
     fsyncIntervalMs: o.fsyncIntervalMs ?? optionDefault('fsyncIntervalMs')!,
     ack: o.ack ?? false,
@@ -324,7 +335,7 @@ export class LogCaster extends EventEmitter {
         maxClients: o.maxQueryClients,
         statsLine: () => this.statsLine(),
         observe: (command, seconds) => this.httpPort?.metrics.observe('query_port', command, seconds),
-        clear: () => this.store.clear(),
+        clear: () => this.clear(),
         reportError: (err) => this.reportError(err),
       });
       this.reactor = createReactor({
@@ -348,7 +359,7 @@ export class LogCaster extends EventEmitter {
           stats: () => this.stats(),
           linesReceived: () => this.ingest?.counters.linesReceived ?? 0,
           ready: () => this.ready(),
-          clear: () => this.store.clear(),
+          clear: () => this.clear(),
           metrics: (m) => this.metricsText(m),
         });
         // The query port's allow list covers the HTTP port too: both answer queries.
@@ -379,31 +390,39 @@ export class LogCaster extends EventEmitter {
     }
   }
 
-  /** Lock the data directory, open its journal, reload the newest entries into the
-   *  store, and journal what arrives from now on. */
+  /** Lock the data directory, open its journal (its segment indexes, not its lines:
+   *  queries read older lines from the segments), and journal what arrives from now on. */
   private openDataDir(dir: string): void {
     const o = this.options;
     this.lock = DataDirLock.acquire(dir);
     this.dataDir = dir;
-    this.journal = Journal.open({ dir, rotateSize: o.rotateSize, maxFiles: o.maxFiles, fsync: o.fsync, fsyncIntervalMs: o.fsyncIntervalMs });
+    this.journal = Journal.open({
+      dir,
+      rotateSize: o.rotateSize,
+      maxFiles: o.maxFiles,
+      retentionBytes: o.retentionSize,
+      retentionMs: o.retentionTime * 1000,
+      fsync: o.fsync,
+      fsyncIntervalMs: o.fsyncIntervalMs,
+    });
     const journal = this.journal;
     const peers = this.store.peers;
-    // Number what is reloaded so that the store continues the journal's sequence.
-    const next = journal.lastSeq + 1;
-    this.store.startAt(next - Math.min(o.capacity, journal.retainedLines));
-    const r = journal.replay(o.capacity, (t, peer, line) => {
-      this.store.append(line, 0, line.length, t, peers.intern(peer));
-    });
-    if (this.store.nextSeq !== next) {
-      // damage found while reloading: keep the numbering, not the partial reload
-      this.store.clear();
-      this.store.startAt(next);
-    }
-    this.reloaded = r.loaded;
-    this.tornSkipped = r.tornSkipped;
+    // The store continues the journal's sequence; what the journal holds stays on disk.
+    this.store.startAt(journal.lastSeq + 1);
+    this.reloaded = journal.retainedLines;
+    this.tornSkipped = journal.stats.tornRecordsSkipped;
     this.store.setRecorder((range) => journal.write(range, peers.names));
+    this.engine!.attachHistory(journal);
     this.ingest!.attachJournal(journal);
     this.relp?.attachJournal(journal);
+  }
+
+  /** CLEAR: every retained line goes, in memory and on disk. Returns how many. */
+  private clear(): number {
+    const n = this.engine?.retained ?? this.store.size;
+    this.store.clear();
+    this.journal?.clear();
+    return n;
   }
 
   /** The optional transports: UDP, Unix datagram and stream sockets, RELP. */
@@ -499,9 +518,9 @@ export class LogCaster extends EventEmitter {
     const c = this.ingest?.counters;
     const js = this.journal?.stats;
     return {
-      total: this.store.total,
-      dropped: this.store.dropped,
-      current: this.store.size,
+      total: this.store.total + this.reloaded,
+      dropped: this.journal ? this.journal.detailedStats.retiredLines + this.journal.detailedStats.droppedLines : this.store.dropped,
+      current: this.engine?.retained ?? this.store.size,
       clients: c?.clients ?? 0,
       backend: this.reactor?.backend ?? 'none',
       connections: c?.connectionsTotal ?? 0,
@@ -533,6 +552,8 @@ export class LogCaster extends EventEmitter {
       persistedBytes: js?.persistedBytes ?? 0,
       reloaded: this.reloaded,
       tornSkipped: this.tornSkipped,
+      historyGroupsSkipped: this.engine?.groupsSkipped ?? 0,
+      historyGroupsDamaged: this.engine?.groupsDamaged ?? 0,
       storeBytes: this.store.bytes,
       uptimeSeconds: this.startedAt ? Math.floor((Date.now() - this.startedAt) / 1000) : 0,
     };

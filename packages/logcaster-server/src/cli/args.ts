@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { AllowList } from '../access/allow';
 import { TokenSet } from '../access/tokens';
 import type { LogCasterOptions } from '../server';
-import { formatSize, parseCount, parseSize } from './size';
+import { formatDuration, formatSize, parseCount, parseDuration, parseSize } from './size';
 
 export const DEFAULT_DATA_DIR = './logcaster-data';
 /** The CLI's HTTP port; embedded servers have none unless asked. */
@@ -52,6 +52,7 @@ export const KINDS = {
   cidrs: { placeholder: '<cidr,...>', expected: 'addresses or CIDRs separated by commas, e.g. 10.0.0.0/8,192.168.1.7', parse: (t: string) => (AllowList.isValid(t) ? t.split(',').map((c) => c.trim()) : undefined) },
   // Written in octal (its range, 0 to 07777, is its form: at most four octal digits).
   mode: { placeholder: '<octal>', expected: 'an octal file mode like 660', parse: (t: string) => (/^0?[0-7]{3,4}$/.test(t) ? parseInt(t, 8) : undefined), numeric: true, integer: true, show: (n: number) => (n === 0 ? '0' : `0${n.toString(8)}`) },
+  duration: { placeholder: '<time>', expected: 'a duration like 3600, 90m, 12h or 30d', parse: parseDuration, numeric: true, integer: true, show: formatDuration },
   seconds: { placeholder: '<sec>', expected: 'seconds, e.g. 300 or 0.5', parse: (t: string) => (/^\d+(\.\d+)?$/.test(t) ? Number(t) : undefined), numeric: true, show: (n: number) => `${n} s` },
 } satisfies Record<string, Kind>;
 
@@ -106,7 +107,7 @@ export const OPTIONS: readonly OptionRow[] = [
   { flag: '--unix-stream-socket', key: 'unixStreamSocket', kind: 'file', placeholder: '<path>', help: 'a Unix stream socket speaking what the ingest port speaks (lines, octet counting) (default: off)' },
   { flag: '--unix-socket-mode', key: 'unixSocketMode', kind: 'mode', default: 0o666, help: 'permissions of the Unix socket files (0666: every local user may log, like /dev/log)' },
   { flag: '--relp-port', key: 'relpPort', kind: 'port', min: 0, max: 65535, help: "RELP on --host, what rsyslog's omrelp sends: each message acknowledged once stored, under --fsync always once on disk (default: off)" },
-  { flag: '--capacity', key: 'capacity', kind: 'count', min: 1, max: 100_000_000, default: 100_000, help: 'log entries kept in memory (32 bytes of index each, allocated at start); the oldest are dropped and counted' },
+  { flag: '--capacity', key: 'capacity', kind: 'count', min: 1, max: 100_000_000, default: 100_000, help: 'log entries kept in memory (32 bytes of index each, allocated at start), the newest; with a journal older ones are read from disk, without one they are dropped and counted' },
   { flag: '--max-line', key: 'maxLine', kind: 'size', min: 16, max: 256 * MiB, default: 64 * KiB, help: 'longest line kept; longer lines keep their start and end with "…[truncated N bytes]"' },
   { flag: '--max-clients', key: 'maxClients', kind: 'count', min: 1, max: 1_000_000, default: 1000, help: 'concurrent ingest clients; more get "ERROR: Server at capacity. Try again later." and are closed' },
   { flag: '--max-query-clients', key: 'maxQueryClients', kind: 'count', min: 1, max: 100_000, default: 64, help: 'concurrent query clients; more get "ERROR: Too many query clients (limit N). Try again later." and are closed' },
@@ -114,7 +115,9 @@ export const OPTIONS: readonly OptionRow[] = [
   { flag: '--data-dir', key: 'dataDir', kind: 'dir', default: DEFAULT_DATA_DIR, help: 'journal directory, reloaded on restart; "none" keeps everything in memory only' },
   { flag: '--no-persist', key: 'dataDir', kind: 'flag', sets: null, help: 'same as --data-dir none' },
   { flag: '--rotate-size', key: 'rotateSize', kind: 'size', min: 4 * KiB, max: 1 * GiB, default: 16 * MiB, help: 'journal segment size before rotating' },
-  { flag: '--max-files', key: 'maxFiles', kind: 'count', min: 1, max: 100_000, default: 8, help: 'journal segments kept; the oldest are deleted' },
+  { flag: '--max-files', key: 'maxFiles', kind: 'count', min: 0, max: 100_000, default: 0, help: 'journal segments kept, the oldest deleted first; 0 = no limit (retention goes by size and age)' },
+  { flag: '--retention-size', key: 'retentionSize', kind: 'size', min: 0, max: 2 ** 50, default: 4 * GiB, help: 'bytes of journal kept, the oldest segments deleted first; every retained line is queryable; 0 = no limit' },
+  { flag: '--retention-time', key: 'retentionTime', kind: 'duration', min: 0, max: 100 * 365 * 86400, default: 0, help: 'how long lines are kept: segments whose newest line is older are deleted (checked every minute); 0 = no limit' },
   { flag: '--fsync', key: 'fsync', kind: 'text', choices: FSYNC_CHOICES, placeholder: '<policy>', default: 'interval', help: 'when the journal is fsynced: never, every --fsync-interval, or always before acking (group commit)' },
   { flag: '--fsync-interval', key: 'fsyncIntervalMs', kind: 'ms', min: 1, max: MAX_TIMER_MS, default: 1000, help: 'fsync period of --fsync interval' },
   { flag: '--ack', key: 'ack', kind: 'flag', help: 'answer "OK" per stored line, in order; with --fsync always only once the line is on disk' },

@@ -133,7 +133,7 @@ export function createHttpApi(ctx: HttpApiContext, counters: HttpApiCounters): R
     if (order !== 'oldest' && order !== 'newest') return fail(res, 400, "order must be 'oldest' or 'newest'");
     const newest = order === 'newest';
     const everything = isEmptySpec(s);
-    const stored = ctx.store.size;
+    const stored = ctx.engine.retained;
     // Newest first without a filter, only the newest offset + limit entries are read.
     const request: QueryRequest = everything && newest ? { recent: Math.min(offset + limit, stored) } : { spec: s };
     const done = (): void => ctx.observe('QUERY', (performance.now() - started) / 1000);

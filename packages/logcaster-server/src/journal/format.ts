@@ -243,3 +243,8 @@ export function segmentName(no: number): string {
 export function indexName(no: number): string {
   return `logcaster-${String(no).padStart(12, '0')}.idx`;
 }
+
+/** The token filter file of a finished segment (token-filter.ts). */
+export function filterName(no: number): string {
+  return `logcaster-${String(no).padStart(12, '0')}.tf`;
+}

@@ -18,12 +18,13 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 
 import {
-  HEADER_SIZE, LEGACY_VERSION, FORMAT_VERSION, FILE_MAGIC, decodeAnyHeader, encodeHeader, encodeRecordHead, indexName,
-  parseRecord, SEGMENT_RE, segmentName, type ParsedRecord,
+  HEADER_SIZE, LEGACY_VERSION, FORMAT_VERSION, FILE_MAGIC, decodeAnyHeader, encodeHeader, encodeRecordHead, filterName,
+  indexName, parseRecord, SEGMENT_RE, segmentName, type ParsedRecord,
 } from './format';
 import { migrateSegment, removeMigrationLeftovers } from './migrate';
 import { SegmentIndex } from './segment-index';
 import { readRange, scanSegmentFile } from './segment-reader';
+import { FILTER_HEADER, filterHeaderMatches, type GroupRange } from './token-filter';
 import { CTL_FAILED, CTL_WRITTEN, type WriteItem, type WriterEvent, type WriterOp } from './writer-protocol';
 import type { Runs } from '../store/block';
 import { LogStore, type RecordRange } from '../store/log-store';
@@ -89,6 +90,35 @@ export interface Segment {
   pins: number;
   /** retention or clear deleted it: gone once unpinned */
   doomed: boolean;
+  /** Its token filter file, once one matching its finished index exists. */
+  filter: string | undefined;
+}
+
+/** An index group of a segment, as a query reads it (a snapshot: the newest segment's
+ *  last group may grow after it was taken). */
+export interface HistoryGroup {
+  readonly file: string;
+  readonly off: number;
+  readonly len: number;
+  readonly firstSeq: number;
+  readonly lines: number;
+  readonly minTime: number;
+  readonly maxTime: number;
+  /** The segment's token filter file and this group's number in it. */
+  readonly filter: { path: string; groups: number; group: number } | undefined;
+}
+
+/** Groups pinned for one reader (their segments stay on disk until release()). */
+export interface PinnedGroups {
+  readonly groups: readonly HistoryGroup[];
+  release(): void;
+}
+
+/** The file ranges of a segment's groups (what its token filter file was built from). */
+export function groupRanges(idx: SegmentIndex): GroupRange[] {
+  const out: GroupRange[] = [];
+  for (let g = 0; g < idx.count; g++) out.push({ off: idx.off[g], len: idx.len[g] });
+  return out;
 }
 
 const POLICIES: readonly FsyncPolicy[] = ['never', 'interval', 'always'];
@@ -147,6 +177,9 @@ export class Journal {
   private ackedSeq = 0;
 
   private durableCbs: Array<(seq: number) => void> = [];
+  private finishedCbs: Array<(seg: Segment) => void> = [];
+  /** Readers waiting for lines to be written: resolved once writtenSeq reaches seq. */
+  private writtenWaiters: { seq: number; resolve: () => void }[] = [];
   private errorCbs: Array<(err: Error) => void> = [];
   private closing = false;
   private closed = false;
@@ -231,7 +264,7 @@ export class Journal {
             continue;
           }
         }
-        const seg: Segment = { no, file, firstSeq: hdr.firstSeq, size: Math.max(size, HEADER_SIZE), index: new SegmentIndex(), pins: 0, doomed: false };
+        const seg: Segment = { no, file, firstSeq: hdr.firstSeq, size: Math.max(size, HEADER_SIZE), index: new SegmentIndex(), pins: 0, doomed: false, filter: undefined };
         if (!newest && this.loadIndex(seg)) {
           // trusted: written when the segment was finished, for exactly this size
         } else {
@@ -242,6 +275,7 @@ export class Journal {
             seg.size = scan.goodEnd;
           }
         }
+        if (!newest && !rebuilt.includes(seg)) seg.filter = this.findFilter(seg);
         const segLast = seg.index.count > 0 ? seg.index.lastSeqOf : seg.firstSeq - 1;
         if (segLast > lastSeq) lastSeq = segLast;
         this.segments.push(seg);
@@ -279,6 +313,24 @@ export class Journal {
     if (idx === null) return false;
     (seg as { index: SegmentIndex }).index = idx;
     return true;
+  }
+
+  /** The segment's token filter file when it exists and was built for exactly its index. */
+  private findFilter(seg: Segment): string | undefined {
+    const file = path.join(this.dir, filterName(seg.no));
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const head = Buffer.alloc(FILTER_HEADER);
+      const n = fs.readSync(fd, head, 0, FILTER_HEADER, 0);
+      return n === FILTER_HEADER && filterHeaderMatches(head, seg.no, seg.size, groupRanges(seg.index)) ? file : undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /** Scan a segment's records into its index (damage skipped and counted). */
@@ -321,7 +373,7 @@ export class Journal {
   private createSegment(no: number, firstSeq: number): void {
     const file = path.join(this.dir, segmentName(no));
     const header = encodeHeader(no, firstSeq);
-    this.segments.push({ no, file, firstSeq, size: HEADER_SIZE, index: new SegmentIndex(), pins: 0, doomed: false });
+    this.segments.push({ no, file, firstSeq, size: HEADER_SIZE, index: new SegmentIndex(), pins: 0, doomed: false, filter: undefined });
     this.send({ op: 'open', segNo: no, path: file, header, size: HEADER_SIZE });
   }
 
@@ -333,6 +385,12 @@ export class Journal {
     this.send({ op: 'writeFile', path: path.join(this.dir, indexName(old.no)), data: old.index.encode(old.no, old.size) });
     this.createSegment(old.no + 1, firstSeq);
     this.enforceRetention();
+    if (!old.doomed) for (const cb of this.finishedCbs) cb(old);
+  }
+
+  /** Every file of a segment: its records, index and token filter. */
+  private filesOf(seg: Segment): string[] {
+    return [seg.file, path.join(this.dir, indexName(seg.no)), path.join(this.dir, filterName(seg.no))];
   }
 
   private get diskBytes(): number {
@@ -361,7 +419,7 @@ export class Journal {
       this.s.retiredLines += oldest.index.totalLines;
       oldest.doomed = true;
       if (oldest.pins > 0) this.doomed.push(oldest);
-      else gone.push(oldest.file, path.join(this.dir, indexName(oldest.no)));
+      else gone.push(...this.filesOf(oldest));
     }
     this.diskTotal = bytes;
     if (gone.length > 0 && !this.closed) this.send({ op: 'unlink', paths: gone });
@@ -468,6 +526,7 @@ export class Journal {
           for (const r of f.releases) r();
         }
         if (e.seq > this.writtenSeq) this.writtenSeq = e.seq;
+        this.wakeReaders();
         // Not while closing: the process must stay up until the writer says 'closed'.
         if (this.inflight.length === 0 && this.pending.length === 0 && this.closeResolve === null) this.worker?.unref();
         if (this.policy !== 'always') this.notify(this.writtenSeq);
@@ -510,6 +569,7 @@ export class Journal {
       p.release();
     }
     this.pending = [];
+    this.wakeReaders();
     const cbs = this.errorCbs.slice();
     process.nextTick(() => {
       if (cbs.length === 0) process.emitWarning(`LogCaster journal failed: ${err.message}`);
@@ -571,6 +631,89 @@ export class Journal {
     return this.segments;
   }
 
+  /** Sequence number of the oldest retained line (lastSeq + 1 when none is). */
+  get firstSeq(): number {
+    for (const seg of this.segments) if (seg.index.count > 0) return seg.index.firstSeqOf;
+    return this.seq + 1;
+  }
+
+  /** Resolves once every line up to `seq` handed to write() is in the files (or the
+   *  journal failed or closed: then what was not written never will be). */
+  written(seq: number): Promise<void> {
+    if (seq <= this.writtenSeq || this.failure !== null || this.closed) return Promise.resolve();
+    this.flush();
+    return new Promise((resolve) => this.writtenWaiters.push({ seq, resolve }));
+  }
+
+  private wakeReaders(): void {
+    if (this.writtenWaiters.length === 0) return;
+    const all = this.failure !== null || this.closeResolve !== null || this.closed;
+    const still: { seq: number; resolve: () => void }[] = [];
+    for (const w of this.writtenWaiters) {
+      if (all || w.seq <= this.writtenSeq) w.resolve();
+      else still.push(w);
+    }
+    this.writtenWaiters = still;
+  }
+
+  /** The groups holding lines [lo, hi) whose time range meets [timeFrom, timeTo), oldest
+   *  first, their segments pinned until release(). */
+  pinGroups(lo: number, hi: number, timeFrom = -Infinity, timeTo = Infinity): PinnedGroups {
+    const groups: HistoryGroup[] = [];
+    const segs: Segment[] = [];
+    for (const seg of this.segments) {
+      const idx = seg.index;
+      if (idx.count === 0 || idx.firstSeqOf >= hi || idx.lastSeqOf < lo) continue;
+      let used = false;
+      for (let g = Math.max(0, idx.groupOf(lo)); g < idx.count && idx.firstSeq[g] < hi; g++) {
+        if (idx.firstSeq[g] + idx.lines[g] <= lo) continue;
+        if (idx.maxTime[g] < timeFrom || idx.minTime[g] >= timeTo) continue;
+        groups.push({
+          file: seg.file,
+          off: idx.off[g],
+          len: idx.len[g],
+          firstSeq: idx.firstSeq[g],
+          lines: idx.lines[g],
+          minTime: idx.minTime[g],
+          maxTime: idx.maxTime[g],
+          filter: seg.filter === undefined ? undefined : { path: seg.filter, groups: idx.count, group: g },
+        });
+        used = true;
+      }
+      if (used) segs.push(seg);
+    }
+    this.pin(segs);
+    let released = false;
+    return {
+      groups,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.unpin(segs);
+      },
+    };
+  }
+
+  /** `cb(seg)` after a segment was finished (rotation): its index is final. */
+  onFinished(cb: (seg: Segment) => void): void {
+    this.finishedCbs.push(cb);
+  }
+
+  /** Finished segments that have no token filter file yet, oldest first. */
+  get unfiltered(): Segment[] {
+    return this.segments.slice(0, -1).filter((s) => s.filter === undefined && !s.doomed && s.index.count > 0);
+  }
+
+  /** `file` now holds the token filters of `seg` (built for its current index). */
+  setFilter(seg: Segment, file: string): void {
+    if (!seg.doomed) seg.filter = file;
+  }
+
+  /** The path of a segment's token filter file (whether it exists or not). */
+  filterPath(seg: Segment): string {
+    return path.join(this.dir, filterName(seg.no));
+  }
+
   /** Keep `segs` on disk until unpin(), even if retention or clear() deletes them. */
   pin(segs: readonly Segment[]): void {
     for (const s of segs) s.pins++;
@@ -581,7 +724,7 @@ export class Journal {
     for (const s of segs) {
       if (--s.pins === 0 && s.doomed) {
         this.doomed = this.doomed.filter((d) => d !== s);
-        gone.push(s.file, path.join(this.dir, indexName(s.no)));
+        gone.push(...this.filesOf(s));
       }
     }
     if (gone.length > 0 && !this.closed) this.send({ op: 'unlink', paths: gone });
@@ -668,7 +811,7 @@ export class Journal {
       s.doomed = true;
       this.s.retiredLines += s.index.totalLines;
       if (s.pins > 0) this.doomed.push(s);
-      else gone.push(s.file, path.join(this.dir, indexName(s.no)));
+      else gone.push(...this.filesOf(s));
     }
     if (gone.length > 0) this.send({ op: 'unlink', paths: gone });
   }
@@ -700,6 +843,7 @@ export class Journal {
   }
 
   private finishClose(): void {
+    this.wakeReaders();
     const done = this.closeResolve;
     if (done === null || this.closed) return;
     const w = this.worker;

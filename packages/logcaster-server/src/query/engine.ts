@@ -1,18 +1,28 @@
-// Runs queries over the store and hands out results through the seam of result.ts.
+// Runs queries over the whole retained history and hands out results through the seam
+// of result.ts.
 //
-// A query is planned as a list of *units* (a block restricted to the sequence range the
-// query covers), pinned for the result's lifetime. Counting runs in the scan pool, a
-// job per few megabytes of units, all cores at once; a unit with few matches reports
-// where they are, so streaming them is a copy on the main thread. Units with many
-// matches are scanned again, a batch at a time, when the client pulls them — the
-// result never holds more than one batch of entries. RECENT and time-only filters
-// need no scan: counts come from the blocks' runs, entries are walked as they are sent.
+// History is the journal's segments on disk (older lines) followed by the memory
+// store (the newest --capacity lines, a cache of what is also being written to disk).
+// A query is planned as a list of *units*, oldest first: index groups of segments for
+// the lines older than the memory window, then blocks of the memory store — each
+// restricted to the sequence range the query covers, so every line is in exactly one
+// unit. Units whose time range misses the query's window are left out at planning.
+// Memory blocks and disk segments are pinned for the result's lifetime.
+//
+// Counting runs in the scan pool, a job per few megabytes of units, all cores at once;
+// disk groups are read by the workers (never by the main thread), and a keyword query
+// skips a group whose token filter rules the keywords out. A memory unit with few
+// matches reports where they are, so streaming them is a copy on the main thread.
+// Other units are scanned again, a batch at a time, when the client pulls them — the
+// result never holds more than one batch of entries. RECENT and time-only filters need
+// no scan to count: counts come from the blocks' runs and the groups' line counts.
 import { BlockMatcher, emptySpec, rangeOf, selectsByTimeOnly, type LineRange, type QuerySpec } from './matcher';
 import { Budget, ScanPool, type PoolOptions } from './pool';
 import { BatchBuilder, EMPTY_BATCH, QueryCancelledError, type EntryBatch, type QueryResult } from './result';
-import { blockOf, type CountReply, type ExtractReply, type MemSource } from './scan-job';
+import { blockOf, type AnyUnit, type CountReply, type ExtractReply, type FileUnit, type FilterReply, type MemSource } from './scan-job';
 import { lineEndFrom, runAt, type BlockView } from '../store/block';
-import type { LogStore, PinnedBlocks, StoreBlock } from '../store/log-store';
+import type { LogStore, StoreBlock } from '../store/log-store';
+import { groupRanges, type Journal, type PinnedGroups, type Segment } from '../journal/journal';
 
 export { QueryCancelledError, RegexTimeoutError } from './result';
 export type { EntryBatch, QueryResult } from './result';
@@ -43,13 +53,33 @@ const UNIT_HIT_LIMIT = 4096;
 const QUERY_HIT_LIMIT = 65536;
 const DEFAULT_BATCH_BYTES = 256 * 1024;
 
-interface Unit {
+interface MemUnit {
+  kind: 'mem';
   view: BlockView;
   source: MemSource;
   range: LineRange;
   count: number;
   /** Line starts of the unit's matches, when counted with few enough of them. */
   hits: Uint32Array | null;
+}
+
+interface DiskUnit {
+  kind: 'file';
+  unit: FileUnit;
+  count: number;
+  /** The group's receive time range. */
+  minTime: number;
+  maxTime: number;
+}
+
+type Unit = MemUnit | DiskUnit;
+
+function scanUnit(u: Unit): AnyUnit {
+  return u.kind === 'mem' ? { source: u.source, range: u.range } : u.unit;
+}
+
+function unitBytes(u: Unit): number {
+  return u.kind === 'mem' ? u.range.to - u.range.from : u.unit.source.len;
 }
 
 /** A block of the store as a scan worker reaches it: peers renumbered for the block. */
@@ -83,15 +113,69 @@ function memSource(b: StoreBlock, names: readonly string[]): { view: BlockView; 
   return { view: blockOf(source), source };
 }
 
+/** Whether the block's or group's time range meets the query's window. */
+function meetsWindow(spec: QuerySpec, minTime: number, maxTime: number): boolean {
+  return !(maxTime < (spec.timeFromMs ?? -Infinity) || minTime >= (spec.timeToMs ?? Infinity));
+}
+
+/** Whether every line of that time range is inside the query's window. */
+function insideWindow(spec: QuerySpec, minTime: number, maxTime: number): boolean {
+  return minTime >= (spec.timeFromMs ?? -Infinity) && maxTime < (spec.timeToMs ?? Infinity);
+}
+
 export class QueryEngine {
   private readonly pool: ScanPool;
   private readonly sources = new WeakMap<StoreBlock, { view: BlockView; source: MemSource }>();
+  private history: Journal | undefined;
+  /** Who builds token filters, as the pool's fairness sees it (one more client). */
+  private readonly indexer = {};
+  private filtering = new Set<Segment>();
+  /** Disk groups a keyword query did not read thanks to their token filter. */
+  groupsSkipped = 0;
+  /** Disk groups found damaged while a query read them (skipped, never fatal). */
+  groupsDamaged = 0;
+  /** Token filter files written. */
+  filtersBuilt = 0;
 
   constructor(
     private readonly store: LogStore,
     private readonly options: QueryEngineOptions,
   ) {
     this.pool = new ScanPool(options.pool);
+  }
+
+  /** Queries answer over `journal`'s segments too (the lines older than the memory
+   *  window), and its finished segments get token filters, built in the scan pool. */
+  attachHistory(journal: Journal): void {
+    this.history = journal;
+    journal.onFinished((seg) => this.buildFilter(seg));
+    for (const seg of journal.unfiltered) this.buildFilter(seg);
+  }
+
+  private buildFilter(seg: Segment): void {
+    const journal = this.history;
+    if (journal === undefined || seg.doomed || this.filtering.has(seg)) return;
+    this.filtering.add(seg);
+    journal.pin([seg]);
+    const out = journal.filterPath(seg);
+    const groups = groupRanges(seg.index);
+    this.pool
+      .submit(this.indexer, { kind: 'filter', segment: seg.file, segmentNo: seg.no, segmentSize: seg.size, groups, out })
+      .then(
+        (r) => {
+          if ((r as FilterReply).written) {
+            journal.setFilter(seg, out);
+            this.filtersBuilt++;
+          }
+        },
+        () => {
+          /* the pool closed, or the worker failed: the segment is scanned without a filter */
+        },
+      )
+      .finally(() => {
+        this.filtering.delete(seg);
+        journal.unpin([seg]);
+      });
   }
 
   /** Regex queries stopped for exceeding the budget. */
@@ -104,40 +188,101 @@ export class QueryEngine {
     return this.pool.preemptions;
   }
 
-  private unitOf(b: StoreBlock, lo: number, hi: number): Unit {
+  /** Sequence number of the oldest line a query can see. */
+  get firstSeq(): number {
+    const store = this.store;
+    // With a journal, history starts at its oldest retained line: lines retention
+    // deleted are gone, even while the memory window still holds them.
+    return this.history === undefined ? store.firstSeq : this.history.firstSeq;
+  }
+
+  /** Lines a query can see: the retained history. */
+  get retained(): number {
+    const store = this.store;
+    const h = this.history;
+    if (h === undefined) return store.size;
+    // On disk (or posted to be), plus what the store has not handed to the journal yet.
+    return h.retainedLines + Math.max(0, store.nextSeq - 1 - h.lastSeq);
+  }
+
+  private unitOf(b: StoreBlock, lo: number, hi: number): MemUnit {
     let s = this.sources.get(b);
     if (s === undefined) {
       s = memSource(b, this.store.peers.names);
       this.sources.set(b, s);
     }
-    return { view: s.view, source: s.source, range: rangeOf(s.view, lo, hi), count: 0, hits: null };
+    return { kind: 'mem', view: s.view, source: s.source, range: rangeOf(s.view, lo, hi), count: 0, hits: null };
   }
 
   async run(req: QueryRequest, opts: RunOptions): Promise<QueryResult> {
     const store = this.store;
     const hi = store.nextSeq;
+    const first = this.firstSeq;
     const recent = 'recent' in req;
-    const lo = recent ? Math.max(store.firstSeq, hi - req.recent) : Math.min(hi, Math.max(store.firstSeq, req.fromSeq ?? store.firstSeq));
+    const lo = recent ? Math.max(first, hi - req.recent) : Math.min(hi, Math.max(first, req.fromSeq ?? first));
     const spec = recent ? emptySpec() : req.spec;
     const pinned = store.pin(lo);
-    const units = pinned.blocks.map((b) => this.unitOf(b, lo, hi)).filter((u) => u.range.toOrd > u.range.fromOrd);
+    const memLo = Math.max(lo, store.firstSeq);
+    const mem: Unit[] = [];
+    for (const b of pinned.blocks) {
+      if (!meetsWindow(spec, b.minTime, b.maxTime)) continue;
+      const u = this.unitOf(b, memLo, hi);
+      if (u.range.toOrd > u.range.fromOrd) mem.push(u);
+    }
+    let disk: PinnedGroups | undefined;
+    const units: Unit[] = [];
     const budget = spec.regex ? new Budget(this.options.regexTimeoutMs) : undefined;
     try {
-      if (selectsByTimeOnly(spec)) {
-        const m = new BlockMatcher(spec);
-        for (const u of units) u.count = m.count(u.view, u.range);
-      } else {
-        await this.count(units, spec, opts, budget);
+      if (this.history !== undefined && lo < memLo) {
+        disk = this.history.pinGroups(lo, memLo, spec.timeFromMs, spec.timeToMs);
+        let need = 0;
+        for (const g of disk.groups) {
+          need = Math.max(need, g.firstSeq + g.lines - 1);
+          units.push({
+            kind: 'file',
+            unit: { source: { kind: 'file', path: g.file, off: g.off, len: g.len, firstSeq: g.firstSeq, lines: g.lines, filter: g.filter }, lo, hi: memLo },
+            count: 0,
+            minTime: g.minTime,
+            maxTime: g.maxTime,
+          });
+        }
+        // Lines that left the memory window may still be on their way to the file.
+        if (units.length > 0) await this.history.written(need);
       }
+      units.push(...mem);
+      if (selectsByTimeOnly(spec)) await this.countByTime(units, spec, opts);
+      else await this.count(units, spec, opts, budget);
     } catch (e) {
       pinned.release();
+      disk?.release();
       throw e;
     }
-    if (opts.cancelled?.()) {
+    const release = (): void => {
       pinned.release();
+      disk?.release();
+    };
+    if (opts.cancelled?.()) {
+      release();
       throw new QueryCancelledError();
     }
-    return new StoreResult(this.pool, opts.owner, spec, units, pinned, hi);
+    return new StoreResult(this.pool, opts.owner, spec, units.filter((u) => u.count > 0), release, hi);
+  }
+
+  /** Time-only filters: memory blocks count from their runs, disk groups inside the
+   *  window from the index; groups the window cuts are counted by a worker. */
+  private async countByTime(units: Unit[], spec: QuerySpec, opts: RunOptions): Promise<void> {
+    const m = new BlockMatcher(spec);
+    const cut: Unit[] = [];
+    for (const u of units) {
+      if (u.kind === 'mem') u.count = m.count(u.view, u.range);
+      else {
+        const src = u.unit.source;
+        if (insideWindow(spec, u.minTime, u.maxTime)) {
+          u.count = Math.max(0, Math.min(src.firstSeq + src.lines, u.unit.hi) - Math.max(src.firstSeq, u.unit.lo));
+        } else cut.push(u);
+      }
+    }
+    if (cut.length > 0) await this.count(cut, spec, opts, undefined);
   }
 
   private async count(units: Unit[], spec: QuerySpec, opts: RunOptions, budget: Budget | undefined): Promise<void> {
@@ -146,7 +291,7 @@ export class QueryEngine {
     let bytes = 0;
     for (const u of units) {
       cur.push(u);
-      bytes += u.range.to - u.range.from;
+      bytes += unitBytes(u);
       if (bytes >= JOB_BYTES) {
         jobs.push(cur);
         cur = [];
@@ -156,20 +301,18 @@ export class QueryEngine {
     if (cur.length > 0) jobs.push(cur);
     const replies = await Promise.all(
       jobs.map((group) =>
-        this.pool.submit(
-          opts.owner,
-          { kind: 'count', spec, units: group.map((u) => ({ source: u.source, range: u.range })), hitLimit: UNIT_HIT_LIMIT },
-          { budget, cancelled: opts.cancelled },
-        ),
+        this.pool.submit(opts.owner, { kind: 'count', spec, units: group.map(scanUnit), hitLimit: UNIT_HIT_LIMIT }, { budget, cancelled: opts.cancelled }),
       ),
     );
     let kept = 0;
     replies.forEach((reply, j) => {
       const r = reply as CountReply;
+      this.groupsSkipped += r.skipped;
+      this.groupsDamaged += r.damaged;
       jobs[j].forEach((u, k) => {
         u.count = r.counts[k];
         const hits = r.hits[k];
-        if (hits !== null && u.count > 0 && kept + hits.length <= QUERY_HIT_LIMIT) {
+        if (u.kind === 'mem' && hits !== null && u.count > 0 && kept + hits.length <= QUERY_HIT_LIMIT) {
           u.hits = hits;
           kept += hits.length;
         }
@@ -197,7 +340,7 @@ class StoreResult implements QueryResult {
     private readonly owner: object,
     private readonly spec: QuerySpec,
     private readonly units: Unit[],
-    private readonly pinned: PinnedBlocks,
+    private readonly releasePins: () => void,
     readonly endSeq: number,
   ) {
     this.count = units.reduce((n, u) => n + u.count, 0);
@@ -221,7 +364,8 @@ class StoreResult implements QueryResult {
         this.advance();
         continue;
       }
-      const batch = u.hits !== null ? this.fromHits(u, maxBytes) : this.timeOnly ? this.walk(u, maxBytes) : await this.rescan(u, maxBytes);
+      const batch =
+        u.kind === 'file' ? await this.rescan(u, maxBytes) : u.hits !== null ? this.fromHits(u, maxBytes) : this.timeOnly ? this.walk(u, maxBytes) : await this.rescan(u, maxBytes);
       if (batch.length === 0) continue;
       this.delivered += batch.length;
       return batch;
@@ -235,7 +379,7 @@ class StoreResult implements QueryResult {
 
   /** Entries at the hit positions the count reported (the main thread copies nothing:
    *  the batch views the pinned block). */
-  private fromHits(u: Unit, maxBytes: number): EntryBatch {
+  private fromHits(u: MemUnit, maxBytes: number): EntryBatch {
     const hits = u.hits!;
     const b = u.view;
     const out = new BatchBuilder(false, Math.min(hits.length, 1024));
@@ -253,7 +397,7 @@ class StoreResult implements QueryResult {
   }
 
   /** Every line of the unit that passes the time filter, walked on the main thread. */
-  private walk(u: Unit, maxBytes: number): EntryBatch {
+  private walk(u: MemUnit, maxBytes: number): EntryBatch {
     const b = u.view;
     const out = new BatchBuilder(false);
     const from = this.pos < 0 ? u.range.from : this.pos;
@@ -266,14 +410,14 @@ class StoreResult implements QueryResult {
     return out.build();
   }
 
-  /** A unit with many matches: a worker scans the next batch of them. A regex already
-   *  finished this unit within its budget while counting: no budget applies here (the
-   *  pool still preempts it when other clients wait). */
+  /** A disk unit, or a memory unit with many matches: a worker scans the next batch of
+   *  them. A regex already finished this unit within its budget while counting: no
+   *  budget applies here (the pool still preempts it when other clients wait). */
   private async rescan(u: Unit, maxBytes: number): Promise<EntryBatch> {
-    const from = this.pos < 0 ? u.range.from : this.pos;
+    const from = u.kind === 'file' ? this.pos : this.pos < 0 ? u.range.from : this.pos;
     const reply = (await this.pool.submit(
       this.owner,
-      { kind: 'extract', spec: this.spec, unit: { source: u.source, range: u.range }, from, maxBytes },
+      { kind: 'extract', spec: this.spec, unit: scanUnit(u), from, maxBytes },
       { cancelled: () => this.closed },
     )) as ExtractReply;
     if (this.closed) throw new QueryCancelledError();
@@ -285,7 +429,7 @@ class StoreResult implements QueryResult {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pinned.release();
+    this.releasePins();
   }
 }
 

@@ -196,7 +196,7 @@ export class QueryPort implements Handler {
       case 'help':
         return this.reply(q, HELP_TEXT);
       case 'count':
-        return this.reply(q, `COUNT: ${store.size}\n`);
+        return this.reply(q, `COUNT: ${this.ctx.engine.retained}\n`);
       case 'stats':
         return this.reply(q, `${this.ctx.statsLine()}\n`);
       case 'quit':

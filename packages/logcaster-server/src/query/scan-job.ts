@@ -2,11 +2,18 @@
 // over shared memory; tests run them directly.
 //
 // A *unit* is one block of the memory store (its bytes in a shared chunk) restricted to
-// a line range. Positions inside a unit (hits, resume points) are byte offsets of line
-// starts in the block's data.
+// a line range, or one index group of a journal segment (a file range of whole
+// records) restricted to a sequence range. Positions inside a memory unit (hits,
+// resume points) are byte offsets of line starts in the block's data; inside a file
+// unit a resume point is `record * 2^32 + offset` (the record's ordinal in the group,
+// the line start in that record's data).
+import * as fs from 'node:fs';
+
+import { parseRecord, RECORD_MARKER_BYTES } from '../journal/format';
+import { addTrigrams, checkedFilter, encodeFilterFile, FILTER_BYTES, FILTER_HEADER, filterOffset, mayContain } from '../journal/token-filter';
 import { type BlockView, type Runs } from '../store/block';
 import { BatchBuilder, type EntryBatch } from './result';
-import { BlockMatcher, type LineRange, type QuerySpec } from './matcher';
+import { BlockMatcher, rangeOf, type LineRange, type QuerySpec } from './matcher';
 
 /** A block of the memory store, as a worker can reach it. */
 export interface MemSource {
@@ -26,10 +33,36 @@ export interface ScanUnit {
   range: LineRange;
 }
 
+/** An index group of a journal segment: whole records at file bytes [off, off + len),
+ *  holding lines [firstSeq, firstSeq + lines). `filter`: the segment's token filter
+ *  file and the group's number in it, when it has one (token-filter.ts). */
+export interface FileSource {
+  kind: 'file';
+  path: string;
+  off: number;
+  len: number;
+  firstSeq: number;
+  lines: number;
+  filter?: { path: string; groups: number; group: number };
+}
+
+/** A file source restricted to the lines [lo, hi) of the query. */
+export interface FileUnit {
+  source: FileSource;
+  lo: number;
+  hi: number;
+}
+
+export type AnyUnit = ScanUnit | FileUnit;
+
+export function isFileUnit(u: AnyUnit): u is FileUnit {
+  return u.source.kind === 'file';
+}
+
 export interface CountJob {
   kind: 'count';
   spec: QuerySpec;
-  units: ScanUnit[];
+  units: AnyUnit[];
   /** Report the line starts of a unit's matches when it has at most this many. */
   hitLimit: number;
 }
@@ -37,19 +70,34 @@ export interface CountJob {
 export interface ExtractJob {
   kind: 'extract';
   spec: QuerySpec;
-  unit: ScanUnit;
-  /** Resume at this line start. */
+  unit: AnyUnit;
+  /** Resume at this position (-1: the unit's start). */
   from: number;
   maxBytes: number;
 }
 
-export type ScanJob = CountJob | ExtractJob;
+/** Build the token filters of a finished segment's groups and write its filter file. */
+export interface FilterJob {
+  kind: 'filter';
+  segment: string;
+  segmentNo: number;
+  segmentSize: number;
+  groups: { off: number; len: number }[];
+  /** The filter file: written to `<out>.tmp`, then renamed. */
+  out: string;
+}
+
+export type ScanJob = CountJob | ExtractJob | FilterJob;
 
 export interface CountReply {
   kind: 'count';
   counts: number[];
-  /** Per unit: the line starts of its matches, when few enough. */
+  /** Per unit: the line starts of its matches, when few enough (memory units only). */
   hits: (Uint32Array | null)[];
+  /** File groups the token filter ruled out without reading them. */
+  skipped: number;
+  /** File groups whose bytes were not intact records when read (damaged since indexed). */
+  damaged: number;
 }
 
 export interface ExtractReply {
@@ -59,7 +107,13 @@ export interface ExtractReply {
   next: number;
 }
 
-export type ScanReply = CountReply | ExtractReply;
+export interface FilterReply {
+  kind: 'filter';
+  /** False when the segment could not be read (gone, or shorter than its index says). */
+  written: boolean;
+}
+
+export type ScanReply = CountReply | ExtractReply | FilterReply;
 
 export function blockOf(src: MemSource): BlockView {
   return {
@@ -76,7 +130,13 @@ export function runCount(job: CountJob): CountReply {
   const m = new BlockMatcher(job.spec);
   const counts: number[] = [];
   const hits: (Uint32Array | null)[] = [];
+  const reply: CountReply = { kind: 'count', counts, hits, skipped: 0, damaged: 0 };
   for (const u of job.units) {
+    if (isFileUnit(u)) {
+      counts.push(countFile(m, job.spec, u, reply));
+      hits.push(null);
+      continue;
+    }
     const b = blockOf(u.source);
     const starts: number[] = [];
     let n = 0;
@@ -87,14 +147,95 @@ export function runCount(job: CountJob): CountReply {
     counts.push(n);
     hits.push(n <= job.hitLimit ? Uint32Array.from(starts) : null);
   }
-  return { kind: 'count', counts, hits };
+  return reply;
 }
 
+/** Matching lines of a file unit: ruled out by the group's token filter when it can be,
+ *  else counted over each record's block. */
+function countFile(m: BlockMatcher, spec: QuerySpec, u: FileUnit, reply: CountReply): number {
+  if (!filterAllows(spec, u.source)) {
+    reply.skipped++;
+    return 0;
+  }
+  let n = 0;
+  const ok = eachRecord(u.source, (b) => {
+    const r = rangeOf(b, u.lo, u.hi);
+    if (r.toOrd > r.fromOrd) n += m.count(b, r);
+    return true;
+  });
+  if (!ok) reply.damaged++;
+  return n;
+}
+
+/** Whether the group's token filter lets the keywords through (no filter: yes). */
+export function filterAllows(spec: QuerySpec, src: FileSource): boolean {
+  if (spec.keywords.length === 0 || src.filter === undefined) return true;
+  const f = src.filter;
+  const crc = readBytes(f.path, FILTER_HEADER + 4 * f.group, 4);
+  const raw = crc === null ? null : readBytes(f.path, filterOffset(f.groups, f.group), FILTER_BYTES);
+  const bits = raw === null ? null : checkedFilter(crc!, raw);
+  if (bits === null) return true; // missing or damaged: read the group
+  return spec.operator === 'OR' ? spec.keywords.some((k) => mayContain(bits, k)) : spec.keywords.every((k) => mayContain(bits, k));
+}
+
+function readBytes(file: string, off: number, len: number): Buffer | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const n = fs.readSync(fd, buf, got, len - got, off + got);
+      if (n === 0) return null;
+      got += n;
+    }
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Visits the intact records of a group in order (stop by returning false). Returns
+ *  false when some of the group's bytes could not be read or were not intact records:
+ *  a damaged record is skipped (the walk resyncs on the next marker that starts an
+ *  intact record continuing the sequence), never fails a query. `ordinal` numbers the
+ *  intact records. */
+function eachRecord(src: FileSource, visit: (b: BlockView, ordinal: number) => boolean, fromRecord = 0): boolean {
+  const img = readBytes(src.path, src.off, src.len);
+  if (img === null) return false;
+  let intact = true;
+  let pos = 0;
+  let lastSeq = -1;
+  for (let k = 0; pos < img.length; ) {
+    const rec = parseRecord(img, pos);
+    if (rec === null || rec.block.firstSeq <= lastSeq) {
+      intact = false;
+      const at = img.indexOf(RECORD_MARKER_BYTES, pos + 1);
+      if (at < 0) break;
+      pos = at;
+      continue;
+    }
+    pos += rec.length;
+    lastSeq = rec.block.firstSeq + rec.block.count - 1;
+    if (k++ < fromRecord) continue;
+    if (!visit(rec.block, k - 1)) return intact;
+  }
+  return intact;
+}
+
+export const RECORD_POS = 2 ** 32;
+
 export function runExtract(job: ExtractJob): ExtractReply {
-  const b = blockOf(job.unit.source);
+  const u = job.unit;
+  if (isFileUnit(u)) return extractFile(job, u);
+  const b = blockOf(u.source);
   const m = new BlockMatcher(job.spec);
   const out = new BatchBuilder(true);
-  const r = job.unit.range;
+  const r = u.range;
   const next = m.scan(b, { ...r, from: Math.max(job.from, r.from) }, (ls, le, run) => {
     out.add(b.data, ls, le, b.runs.time[run], b.peers[b.runs.peer[run]]);
     return out.bytesUsed < job.maxBytes;
@@ -102,6 +243,57 @@ export function runExtract(job: ExtractJob): ExtractReply {
   return { kind: 'extract', batch: out.build(), next: next >= r.to ? -1 : next };
 }
 
+function extractFile(job: ExtractJob, u: FileUnit): ExtractReply {
+  const m = new BlockMatcher(job.spec);
+  const out = new BatchBuilder(true);
+  const fromRec = job.from < 0 ? 0 : Math.floor(job.from / RECORD_POS);
+  const fromOff = job.from < 0 ? 0 : job.from % RECORD_POS;
+  let next = -1;
+  eachRecord(
+    u.source,
+    (b, k) => {
+      const r = rangeOf(b, u.lo, u.hi);
+      if (r.toOrd <= r.fromOrd) return true;
+      const from = k === fromRec ? Math.max(fromOff, r.from) : r.from;
+      const end = m.scan(b, { ...r, from }, (ls, le, run) => {
+        out.add(b.data, ls, le, b.runs.time[run], b.peers[b.runs.peer[run]]);
+        return out.bytesUsed < job.maxBytes;
+      });
+      if (end < r.to) {
+        next = k * RECORD_POS + end;
+        return false;
+      }
+      return true;
+    },
+    fromRec,
+  );
+  return { kind: 'extract', batch: out.build(), next };
+}
+
+/** Every byte of each group goes into its filter (record heads too: a few more
+ *  trigrams, no parsing). */
+export function runFilter(job: FilterJob): FilterReply {
+  const filters: Uint8Array[] = [];
+  for (const g of job.groups) {
+    const img = readBytes(job.segment, g.off, g.len);
+    if (img === null) return { kind: 'filter', written: false };
+    const bits = new Uint8Array(FILTER_BYTES);
+    addTrigrams(bits, img);
+    filters.push(bits);
+  }
+  const tmp = `${job.out}.tmp`;
+  fs.writeFileSync(tmp, encodeFilterFile(job.segmentNo, job.segmentSize, job.groups, filters));
+  fs.renameSync(tmp, job.out);
+  return { kind: 'filter', written: true };
+}
+
 export function runJob(job: ScanJob): ScanReply {
-  return job.kind === 'count' ? runCount(job) : runExtract(job);
+  switch (job.kind) {
+    case 'count':
+      return runCount(job);
+    case 'extract':
+      return runExtract(job);
+    case 'filter':
+      return runFilter(job);
+  }
 }

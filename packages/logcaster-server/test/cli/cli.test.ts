@@ -39,6 +39,17 @@ describe('logcaster CLI', function () {
     if (r.ok) expect(r.value.server).to.include({ maxLine: 65536, capacity: 200000, rotateSize: 16 * 1024 * 1024, fsync: 'always', ack: true, dataDir: null });
   });
 
+  it('parses retention sizes and durations', () => {
+    const r = parseCli(['--retention-size', '2T', '--retention-time', '30d']);
+    expect(r.ok).to.equal(true);
+    if (r.ok) expect(r.value.server).to.include({ retentionSize: 2 * 1024 ** 4, retentionTime: 30 * 86400 });
+    for (const [text, seconds] of [['3600', 3600], ['90m', 5400], ['12h', 43200], ['2w', 1209600], ['0', 0]] as const) {
+      const p = parseCli(['--retention-time', text]);
+      expect(p.ok && p.value.server.retentionTime, text).to.equal(seconds);
+    }
+    for (const text of ['1.5s', '5y', '-1h', 'h']) expect(parseCli(['--retention-time', text]).ok, text).to.equal(false);
+  });
+
   it('exits 2 with a clear message on bad flags and values', () => {
     const bad = [
       ['--bogus'],

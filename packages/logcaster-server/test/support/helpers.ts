@@ -92,3 +92,42 @@ export function stripStamp(line: string): string {
   if (!m) throw new Error(`not a result line: ${line}`);
   return m[1];
 }
+
+/** Runs one FOUND-answered command on a connection of its own and hands each result
+ *  line's text (stamp stripped) to `onLine` as it arrives, without keeping the lines:
+ *  answers of millions of lines cost no memory. Resolves with the FOUND count and the
+ *  lines received once the server closes (after the answer: the command is followed
+ *  by a FIN). */
+export async function streamQuery(port: number, cmd: string, onLine: (text: string) => void): Promise<{ found: number; received: number }> {
+  const socket = await connectTo(port);
+  return new Promise((resolve, reject) => {
+    let rest = '';
+    let found = -1;
+    let received = 0;
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      const text = rest + d;
+      let start = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+        const line = text.slice(start, nl);
+        start = nl + 1;
+        if (found < 0) {
+          const m = /^FOUND: (\d+) matches$/.exec(line);
+          if (!m) {
+            socket.destroy();
+            reject(new Error(`expected FOUND, got: ${line}`));
+            return;
+          }
+          found = Number(m[1]);
+        } else {
+          received++;
+          onLine(stripStamp(line));
+        }
+      }
+      rest = text.slice(start);
+    });
+    socket.on('error', reject);
+    socket.on('close', () => (found < 0 ? reject(new Error(`connection closed before FOUND (${rest})`)) : resolve({ found, received })));
+    socket.end(cmd + '\n');
+  });
+}
