@@ -7,3 +7,6 @@ export { LineFramer } from './ingest/framing';
 export { LogStore } from './store/log-store';
 export type { FsyncPolicy } from './journal';
 export { HELP_TEXT } from './query/query-port';
+export { AccessConfigError } from './access/config';
+export type { AccessEvent } from './access/config';
+export { TlsConfigError } from './access/tls-config';

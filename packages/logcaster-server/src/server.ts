@@ -3,11 +3,12 @@ import { EventEmitter } from 'node:events';
 import { access, constants as fsConstants } from 'node:fs/promises';
 import * as path from 'node:path';
 
-import { createReactor, type BackendName, type DatagramSocket, type Handler, type Listener, type Reactor } from '@logcaster/core';
+import { createReactor, type BackendName, type Connection, type DatagramSocket, type Handler, type Listener, type Reactor } from '@logcaster/core';
 
 import { admitOnly } from './access/allow';
 import { requireAuth } from './access/auth-gate';
 import { resolveAccess, type Access, type AccessEvent } from './access/config';
+import { certificateAuthenticates, ingestTlsOptions, queryTlsOptions, readServerTls, type ServerTls } from './access/tls-config';
 import type { TokenSet } from './access/tokens';
 import { checkOptions, MAX_TIMER_MS, optionDefault } from './cli/args';
 import type { ReadyReport } from './http/api';
@@ -67,6 +68,19 @@ export interface LogCasterOptions {
   unixSocketMode?: number;
   /** RELP on `host` (0 picks a free port). Default: off. */
   relpPort?: number;
+  /** RFC 5425 syslog over TLS on `host` (0 picks a free port); needs tlsCert and tlsKey.
+   *  Default: off. */
+  tlsPort?: number;
+  /** Files (PEM) of the certificate and key the TLS ports present. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** A CA file (PEM): tlsPort requires client certificates it verifies; with queryTls
+   *  such a certificate authenticates a query client instead of AUTH. */
+  tlsCa?: string;
+  /** TLS on the query port and the HTTP port. */
+  queryTls?: boolean;
+  /** Only client certificates with one of these CNs authenticate query clients. */
+  queryCertCn?: string[];
   /** Entries kept in memory (the newest; with a journal, older ones are read from its
    *  segments; without one they are dropped). Default 100000. */
   capacity?: number;
@@ -108,8 +122,12 @@ export interface StartInfo {
   /** When enabled: the UDP and RELP ports, the Unix socket paths. */
   udpPort?: number;
   relpPort?: number;
+  /** The RFC 5425 port, when enabled. */
+  tlsPort?: number;
   unixSocket?: string;
   unixStreamSocket?: string;
+  /** The query port (and the HTTP port) speak TLS. */
+  queryTls: boolean;
   backend: BackendName;
   host: string;
   queryHost: string;
@@ -142,6 +160,11 @@ export interface LogCasterStats {
   unixDropped: number;
   relpClients: number;
   relpReceived: number;
+  /** TLS handshakes completed and failed (bad or missing certificate, timeout, the peer left) on every TLS port. */
+  tlsHandshakes: number;
+  tlsHandshakeFailures: number;
+  /** Query clients let in by their client certificate. */
+  authCertificates: number;
   truncated: number;
   idleClosed: number;
   queryClients: number;
@@ -201,7 +224,7 @@ export declare interface LogCaster {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
-type OptionalTransports = 'udpPort' | 'unixSocket' | 'unixStreamSocket' | 'relpPort';
+type OptionalTransports = 'udpPort' | 'unixSocket' | 'unixStreamSocket' | 'relpPort' | 'tlsPort' | 'tlsCert' | 'tlsKey' | 'tlsCa';
 
 function resolveOptions(
   o: LogCasterOptions,
@@ -234,6 +257,12 @@ function resolveOptions(
     unixStreamSocket: o.unixStreamSocket,
     unixSocketMode: o.unixSocketMode ?? optionDefault('unixSocketMode')!,
     relpPort: o.relpPort,
+    tlsPort: o.tlsPort,
+    tlsCert: o.tlsCert,
+    tlsKey: o.tlsKey,
+    tlsCa: o.tlsCa,
+    queryTls: o.queryTls ?? false,
+    queryCertCn: o.queryCertCn ?? [],
     capacity: o.capacity ?? optionDefault('capacity')!,
     maxLine: o.maxLine ?? optionDefault('maxLine')!,
     maxClients: o.maxClients ?? optionDefault('maxClients')!,
@@ -265,6 +294,8 @@ export class LogCaster extends EventEmitter {
   private relp: RelpPort | undefined;
   private datagramSockets: DatagramSocket[] = [];
   private readonly access: Access;
+  /** TLS material, read at construction; undefined without TLS ports. */
+  private readonly tls: ServerTls | undefined;
   private readonly httpTokens: TokenSet | undefined;
   private httpPort: HttpPort | undefined;
   /** Absolute journal directory once started. */
@@ -289,7 +320,10 @@ export class LogCaster extends EventEmitter {
     super();
     this.options = resolveOptions(options);
     const o = this.options;
-    this.access = resolveAccess(o, (address, failures) => this.emit('access', { kind: 'auth-failed', address, failures } satisfies AccessEvent));
+    this.tls = readServerTls(o);
+    const tls = this.tls;
+    const certificate = tls?.ca !== undefined && o.queryTls ? (conn: Connection) => certificateAuthenticates(tls, conn.tls) : undefined;
+    this.access = resolveAccess({ ...o, certificate }, (address, failures) => this.emit('access', { kind: 'auth-failed', address, failures } satisfies AccessEvent));
     const http = o.httpPort === null ? undefined : resolveHttpAccess({ host: o.queryHost, tokens: o.httpTokens, tokenFile: o.httpTokenFile, queryTokens: this.access.queryTokens });
     this.httpTokens = http?.tokens;
     this.warnings = [...this.access.warnings, ...(http?.warnings ?? [])];
@@ -346,7 +380,8 @@ export class LogCaster extends EventEmitter {
       });
       const ingestL = this.reactor.listen({ host: o.host, port: o.port }, this.guard('ingest', this.ingest));
       this.listeners_.push(ingestL);
-      const queryL = this.reactor.listen({ host: o.queryHost, port: o.queryPort }, this.guard('query', requireAuth(this.query, this.access.gate)));
+      const queryTls = o.queryTls ? queryTlsOptions(this.tls!) : undefined;
+      const queryL = this.reactor.listen({ host: o.queryHost, port: o.queryPort, tls: queryTls }, this.guard('query', requireAuth(this.query, this.access.gate)));
       this.listeners_.push(queryL);
       let httpL: Listener | undefined;
       if (o.httpPort !== null) {
@@ -363,7 +398,7 @@ export class LogCaster extends EventEmitter {
           metrics: (m) => this.metricsText(m),
         });
         // The query port's allow list covers the HTTP port too: both answer queries.
-        httpL = this.reactor.listen({ host: o.queryHost, port: o.httpPort }, this.guard('query', this.httpPort.handler));
+        httpL = this.reactor.listen({ host: o.queryHost, port: o.httpPort, tls: queryTls }, this.guard('query', this.httpPort.handler));
         this.listeners_.push(httpL);
       }
       const extra = this.startTransports(this.reactor);
@@ -376,7 +411,7 @@ export class LogCaster extends EventEmitter {
       }
       this.startedAt = Date.now();
       this.state = 'running';
-      return { ingestPort: ingestL.port, queryPort: queryL.port, httpPort: httpL?.port, ...extra, backend: this.reactor.backend, host: o.host, queryHost: o.queryHost, dataDir, reloaded: this.reloaded };
+      return { ingestPort: ingestL.port, queryPort: queryL.port, httpPort: httpL?.port, ...extra, queryTls: o.queryTls, backend: this.reactor.backend, host: o.host, queryHost: o.queryHost, dataDir, reloaded: this.reloaded };
     } catch (e) {
       this.state = 'stopped';
       for (const l of this.listeners_) l.close();
@@ -426,9 +461,9 @@ export class LogCaster extends EventEmitter {
   }
 
   /** The optional transports: UDP, Unix datagram and stream sockets, RELP. */
-  private startTransports(reactor: Reactor): Pick<StartInfo, 'udpPort' | 'relpPort' | 'unixSocket' | 'unixStreamSocket'> {
+  private startTransports(reactor: Reactor): Pick<StartInfo, 'udpPort' | 'relpPort' | 'tlsPort' | 'unixSocket' | 'unixStreamSocket'> {
     const o = this.options;
-    const info: Pick<StartInfo, 'udpPort' | 'relpPort' | 'unixSocket' | 'unixStreamSocket'> = {};
+    const info: Pick<StartInfo, 'udpPort' | 'relpPort' | 'tlsPort' | 'unixSocket' | 'unixStreamSocket'> = {};
     const datagrams = (unnamedPeer: string): DatagramIngest =>
       new DatagramIngest(
         {
@@ -454,6 +489,12 @@ export class LogCaster extends EventEmitter {
       const sock = this.unix.add(reactor.bindUnixDgram({ path: unixPath(o.unixSocket), mode: o.unixSocketMode, recvBufferSize: o.udpRecvBuffer }, this.unix));
       this.datagramSockets.push(sock);
       info.unixSocket = o.unixSocket;
+    }
+    if (o.tlsPort !== undefined) {
+      // RFC 5425: the ingest port's handler (octet counting or lines) behind TLS.
+      const l = reactor.listen({ host: o.host, port: o.tlsPort, tls: ingestTlsOptions(this.tls!) }, this.guard('ingest', this.ingest!));
+      this.listeners_.push(l);
+      info.tlsPort = l.port;
     }
     if (o.unixStreamSocket !== undefined) {
       // The ingest port's handler; allow lists are about IP networks, not local users.
@@ -517,6 +558,7 @@ export class LogCaster extends EventEmitter {
   stats(): LogCasterStats {
     const c = this.ingest?.counters;
     const js = this.journal?.stats;
+    const rs = this.tls ? this.reactor?.stats() : undefined;
     return {
       total: this.store.total + this.reloaded,
       dropped: this.journal ? this.journal.detailedStats.retiredLines + this.journal.detailedStats.droppedLines : this.store.dropped,
@@ -535,6 +577,9 @@ export class LogCaster extends EventEmitter {
       unixDropped: this.unix?.kernelDropped ?? 0,
       relpClients: this.relp?.counters.clients ?? 0,
       relpReceived: this.relp?.counters.received ?? 0,
+      tlsHandshakes: rs?.tlsHandshakes ?? 0,
+      tlsHandshakeFailures: rs?.tlsHandshakeFailures ?? 0,
+      authCertificates: this.access.gate.counters.certificates,
       truncated: c?.truncated ?? 0,
       idleClosed: c?.idleClosed ?? 0,
       queryClients: this.query?.conns.size ?? 0,
@@ -570,6 +615,7 @@ export class LogCaster extends EventEmitter {
       `UdpReceived=${s.udpReceived}, UdpTruncated=${s.udpTruncated}, UdpDropped=${s.udpDropped}, ` +
       `UnixReceived=${s.unixReceived}, UnixTruncated=${s.unixTruncated}, UnixDropped=${s.unixDropped}, ` +
       `RelpClients=${s.relpClients}, RelpReceived=${s.relpReceived}, ` +
+      `TlsHandshakes=${s.tlsHandshakes}, TlsHandshakeFailures=${s.tlsHandshakeFailures}, AuthCertificates=${s.authCertificates}, ` +
       `Errors=${s.errors}, Uptime=${s.uptimeSeconds}s`
     );
   }

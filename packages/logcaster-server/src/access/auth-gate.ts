@@ -4,7 +4,8 @@
 // closed. Any client may send AUTH first (a loopback client's token is checked too, so a
 // script finds a wrong token before it runs remotely). The gate wraps the port's handler:
 // until the first line is settled the handler sees no byte; afterwards everything passes
-// through unchanged.
+// through unchanged. With mutual TLS, a client whose verified certificate authenticates
+// it (see tls-config.ts) is let through without AUTH, wherever it connects from.
 //
 // The gate keeps its connections half-open: an answer it holds back must still reach
 // a client that half-closed right after AUTH (`printf 'AUTH t\nCOUNT\n' | nc -N`).
@@ -36,6 +37,9 @@ export interface AuthGateOptions {
   firstLineTimeoutMs?: number;
   /** A failed attempt: the address and how many recent failures it has. */
   onFailure?: (address: string, failures: number) => void;
+  /** Whether the connection's verified client certificate authenticates it (mutual
+   *  TLS): then it needs no AUTH. Absent: certificates do not authenticate. */
+  certificate?: (conn: Connection) => boolean;
 }
 
 export interface AuthCounters {
@@ -45,6 +49,8 @@ export interface AuthCounters {
   successes: number;
   /** Clients closed because they sent something other than AUTH first (or nothing). */
   refused: number;
+  /** Clients let in by their client certificate. */
+  certificates: number;
 }
 
 /** Failure records are forgotten after this long without a new failure. */
@@ -62,7 +68,7 @@ interface FailureRecord {
 }
 
 export class AuthGate {
-  readonly counters: AuthCounters = { failures: 0, successes: 0, refused: 0 };
+  readonly counters: AuthCounters = { failures: 0, successes: 0, refused: 0, certificates: 0 };
   readonly firstLineTimeoutMs: number;
   private readonly records = new Map<string, FailureRecord>();
   private readonly base: number;
@@ -74,13 +80,23 @@ export class AuthGate {
     this.firstLineTimeoutMs = opts.firstLineTimeoutMs ?? 10_000;
   }
 
+  /** Query tokens are configured. */
   get configured(): boolean {
     return this.opts.tokens !== undefined;
   }
 
+  /** Some credential can be presented: tokens, or client certificates. */
+  get authenticates(): boolean {
+    return this.configured || this.opts.certificate !== undefined;
+  }
+
   mustAuthenticate(conn: Connection): boolean {
+    if (this.opts.certificate?.(conn)) {
+      this.counters.certificates++;
+      return false;
+    }
     if (isLoopback(conn.remoteAddress) && !this.opts.authLoopback) return false;
-    return !this.opts.insecure || this.configured;
+    return !this.opts.insecure || this.authenticates;
   }
 
   /** Checks `token` now; calls `done` when the answer may be given (at once unless the
@@ -200,6 +216,8 @@ export function requireAuth(inner: Handler, gate: AuthGate): Handler {
       return pass(conn, st, Buffer.concat([raw, rest]));
     }
     if (!gate.configured) {
+      // Only client certificates authenticate here: a client that needs to cannot by AUTH.
+      if (st.mustAuth) return refuse(conn, st, 'ERROR: authentication required (this server takes client certificates, not tokens)');
       if (conn.writable) conn.write('ERROR: no query token is configured on this server\n');
       return pass(conn, st, rest);
     }

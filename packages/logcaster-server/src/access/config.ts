@@ -3,6 +3,8 @@
 // network without a credential.
 import { BlockList, isIP } from 'node:net';
 
+import type { Connection } from '@logcaster/core';
+
 import { AllowList } from './allow';
 import { AuthGate } from './auth-gate';
 import { QUERY_TOKEN_ENV, readTokenFile, tokenWarnings, TokenSet } from './tokens';
@@ -22,6 +24,9 @@ export interface AccessOptions {
   allow?: readonly string[];
   /** Networks the query port accepts connections from. */
   queryAllow?: readonly string[];
+  /** Mutual TLS on the query port: whether a connection's client certificate
+   *  authenticates it. Counts as a credential, like a token. */
+  certificate?: (conn: Connection) => boolean;
 }
 
 export interface Access {
@@ -62,15 +67,16 @@ export function resolveAccess(o: AccessOptions, onFailure: (address: string, fai
   }
   const tokens = given.length > 0 ? TokenSet.of(given) : undefined;
   warnings.push(...tokenWarnings(given));
-  if (!tokens && !o.queryInsecure && !isLoopbackHost(o.queryHost)) {
+  const credential = tokens !== undefined || o.certificate !== undefined;
+  if (!credential && !o.queryInsecure && !isLoopbackHost(o.queryHost)) {
     throw new AccessConfigError(
       `the query port would listen on ${o.queryHost}, reachable from other machines, with no query token: ` +
-        `configure one (--query-token-file <file> or ${QUERY_TOKEN_ENV}; embedded: queryTokens), ` +
-        'or pass --query-insecure (queryInsecure) to let anyone who can connect read every log line',
+        `configure one (--query-token-file <file> or ${QUERY_TOKEN_ENV}; embedded: queryTokens) or client certificates ` +
+        '(--query-tls with --tls-ca), or pass --query-insecure (queryInsecure) to let anyone who can connect read every log line',
     );
   }
-  if (!tokens && o.queryAuthLoopback) throw new AccessConfigError('--query-auth-loopback (queryAuthLoopback) needs a query token');
-  if (!tokens && o.queryInsecure && !isLoopbackHost(o.queryHost)) {
+  if (!credential && o.queryAuthLoopback) throw new AccessConfigError('--query-auth-loopback (queryAuthLoopback) needs a query token or client certificates (--query-tls with --tls-ca)');
+  if (!credential && o.queryInsecure && !isLoopbackHost(o.queryHost)) {
     warnings.push(`--query-insecure: the query port on ${o.queryHost} serves anyone who can connect, without a token`);
   }
   const list = (cidrs: readonly string[] | undefined): AllowList | undefined => {
@@ -81,7 +87,7 @@ export function resolveAccess(o: AccessOptions, onFailure: (address: string, fai
   return {
     warnings,
     queryTokens: tokens,
-    gate: new AuthGate({ tokens, authLoopback: o.queryAuthLoopback ?? false, insecure: o.queryInsecure ?? false, onFailure }),
+    gate: new AuthGate({ tokens, authLoopback: o.queryAuthLoopback ?? false, insecure: o.queryInsecure ?? false, onFailure, certificate: o.certificate }),
     ingestAllow: list(o.allow),
     queryAllow: list(o.queryAllow),
   };

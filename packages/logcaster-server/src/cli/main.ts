@@ -47,6 +47,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`logcaster: cannot start: ${(e as Error).message}\n`);
     return e instanceof DataDirLockedError ? 2 : 1;
   }
+  // A TLS query port says so in its address, as a URL would.
+  const tls = info.queryTls ? 'tls://' : '';
+  const https = info.queryTls ? 'https://' : '';
   const fsync = info.dataDir ? ` (fsync ${server.options.fsync})` : '';
   return new Promise<number>((resolve) => {
     let signalled = false;
@@ -73,8 +76,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGHUP', onSignal);
     process.stdout.write(
-      `LogCaster ${VERSION} backend=${info.backend} ingest=${hostPort(info.host, info.ingestPort)} query=${hostPort(info.queryHost, info.queryPort)} ` +
-        `${info.httpPort !== undefined ? `http=${hostPort(info.queryHost, info.httpPort)} ` : ''}` +
+      `LogCaster ${VERSION} backend=${info.backend} ingest=${hostPort(info.host, info.ingestPort)} query=${tls}${hostPort(info.queryHost, info.queryPort)} ` +
+        `${info.httpPort !== undefined ? `http=${https}${hostPort(info.queryHost, info.httpPort)} ` : ''}` +
+        `${info.tlsPort !== undefined ? `tls=${hostPort(info.host, info.tlsPort)} ` : ''}` +
         `${info.udpPort !== undefined ? `udp=${hostPort(info.host, info.udpPort)} ` : ''}${info.relpPort !== undefined ? `relp=${hostPort(info.host, info.relpPort)} ` : ''}` +
         `${info.unixSocket !== undefined ? `unix=${info.unixSocket} ` : ''}${info.unixStreamSocket !== undefined ? `unix-stream=${info.unixStreamSocket} ` : ''}` +
         `data-dir=${info.dataDir ?? 'none (memory only)'}${fsync}${info.reloaded ? ` reloaded=${info.reloaded}` : ''}\n`,

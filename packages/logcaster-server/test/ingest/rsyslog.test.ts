@@ -1,12 +1,13 @@
 // A real rsyslog forwards numbered lines to LogCaster — omfwd over UDP, omfwd over
 // TCP with octet counting, omrelp — and every one is found (the method of rsyslog's
-// own tests/chkseq.c). Last, omrelp keeps forwarding across a kill -9 of LogCaster
+// own tests/chkseq.c), and omfwd over TLS (StreamDriver "ossl", RFC 5425) to --tls-port
+// with certificates both ways. Last, omrelp keeps forwarding across a kill -9 of LogCaster
 // under --fsync always: nothing is lost (duplicates are allowed: at least once).
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { rmDir, rsyslogUnavailable, startRsyslog, tmpDir, waitFor, type Rsyslog } from '@logcaster/testkit';
+import { opensslUnavailable, rmDir, rsyslogUnavailable, startRsyslog, testPki, tmpDir, waitFor, type Rsyslog } from '@logcaster/testkit';
 
 import type { LogCaster } from '../../src';
 import { startCli } from '../support/cli';
@@ -84,6 +85,37 @@ describe('rsyslog forwarding to LogCaster', function () {
   forwards('omfwd over UDP: every numbered line stored', noFwd, 2000, (i) => `action(type="omfwd" target="127.0.0.1" port="${i.udpPort}" protocol="udp")`);
   forwards('omfwd over TCP with octet counting: every numbered line stored', noFwd, 2000, (i) => `action(type="omfwd" target="127.0.0.1" port="${i.ingestPort}" protocol="tcp" TCP_Framing="octet-counted")`);
   forwards('omrelp: every numbered line stored', noRelp, 2000, (i) => `module(load="omrelp")\naction(type="omrelp" target="127.0.0.1" port="${i.relpPort}")`);
+
+  const noOssl = ((): string | null => {
+    const noOpenssl = opensslUnavailable();
+    if (noOpenssl) return noOpenssl;
+    // -N1 does not load netstream drivers: look for rsyslog-openssl's module itself.
+    const dirs = ['/usr/lib/rsyslog', '/usr/lib64/rsyslog', ...(fs.existsSync('/usr/lib') ? fs.readdirSync('/usr/lib').map((d) => `/usr/lib/${d}/rsyslog`) : [])];
+    if (!dirs.some((d) => fs.existsSync(path.join(d, 'lmnsd_ossl.so')))) return "rsyslog's OpenSSL driver lmnsd_ossl.so is not installed (Debian: apt-get install rsyslog-openssl)";
+    return why('action(type="omfwd" target="127.0.0.1" port="9" protocol="tcp" StreamDriver="ossl" StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="localhost")');
+  })();
+
+  it(`omfwd over TLS (StreamDriver ossl, octet-counted, certificates both ways) to --tls-port: every numbered line stored${noOssl ? ` — skipped: ${noOssl}` : ''}`, async function () {
+    if (noOssl) this.skip();
+    const n = 2000;
+    const pki = testPki();
+    const s = await startServer({ tlsPort: 0, tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile, tlsCa: pki.caFile, capacity: n * 2 });
+    lc = s.lc;
+    rs = startRsyslog(
+      dir,
+      `${imfile(numberedFile(dir, n))}\n` +
+        `action(type="omfwd" target="127.0.0.1" port="${s.info.tlsPort}" protocol="tcp" TCP_Framing="octet-counted" ` +
+        'StreamDriver="ossl" StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="localhost" ' +
+        `StreamDriver.CAFile="${pki.caFile}" StreamDriver.CertFile="${pki.client.certFile}" StreamDriver.KeyFile="${pki.client.keyFile}")`,
+    );
+    await waitFor(() => s.lc.stats().current >= n, 30000, () => `${n} lines (have ${s.lc.stats().current}); rsyslog: ${rs!.output().slice(-300)}`);
+    const numbers = await storedNumbers(s.info.queryPort);
+    expect(missingOf(numbers, n), 'numbers not stored').to.deep.equal([]);
+    expect(numbers.length, 'each line once').to.equal(n);
+    // Over TLS: the port takes only clients whose certificate --tls-ca verified.
+    expect(s.lc.stats()).to.include({ tlsHandshakeFailures: 0 });
+    expect(s.lc.stats().tlsHandshakes).to.be.greaterThan(0);
+  });
 
   it(`omrelp across a kill -9 of LogCaster (--fsync always): no line lost${noRelp ? ` — skipped: ${noRelp}` : ''}`, async function () {
     if (noRelp) this.skip();
