@@ -3,7 +3,7 @@
 // title, where namespaces cannot be made (not root, no `ip`).
 import { expect } from 'chai';
 
-import { createNetNamespace, netnsUnavailable, sendAndClose, TCP_CLIENT_SCRIPT, waitFor, type NetNamespace } from '@logcaster/testkit';
+import { createNetNamespace, netnsUnavailable, opensslUnavailable, sendAndClose, TCP_CLIENT_SCRIPT, testPki, TLS_CLIENT_SCRIPT, waitFor, type NetNamespace } from '@logcaster/testkit';
 
 import type { LogCaster } from '../../src';
 import { stripStamp, startServer } from '../support/helpers';
@@ -66,6 +66,28 @@ describeNetns(`access: from another address (network namespace)${why ? ` — ski
     let info;
     ({ lc, info } = await startServer({ queryHost: '0.0.0.0', queryInsecure: true }));
     expect((await remote(info.queryPort, 'COUNT\n')).out).to.equal('COUNT: 0\n');
+  });
+
+  const noOpenssl = opensslUnavailable();
+  it(`mutual TLS from another address: a verified client certificate is the credential, without one nothing is read${noOpenssl ? ` — skipped: ${noOpenssl}` : ''}`, async function () {
+    if (noOpenssl) this.skip();
+    const pki = testPki();
+    let info;
+    ({ lc, info } = await startServer({ queryHost: '0.0.0.0', queryTls: true, tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile, tlsCa: pki.caFile }));
+    await sendAndClose(info.ingestPort, 'secret line\n');
+    await waitFor(() => lc!.stats().current === 1);
+    /** node:tls inside the namespace; it exits after `lines` answer lines or the server's close. */
+    const tlsRemote = async (input: string, lines: number, cert: 'client' | 'none'): Promise<string> => {
+      const own = cert === 'client' ? [pki.client.certFile, pki.client.keyFile] : ['-', '-'];
+      const r = await ns.run(process.execPath, [TLS_CLIENT_SCRIPT, ns.hostAddress, String(info.queryPort), pki.caFile, ...own, String(lines)], { input });
+      expect(r.code, r.stderr).to.equal(0);
+      return r.stdout.toString();
+    };
+    expect(await tlsRemote('RECENT 10\n', 1, 'none')).to.equal('ERROR: authentication required\n');
+    const served = (await tlsRemote('RECENT 10\n', 2, 'client')).split('\n');
+    expect(served[0]).to.equal('FOUND: 1 matches');
+    expect(stripStamp(served[1])).to.equal('secret line');
+    expect(lc.stats()).to.include({ authCertificates: 1, authRequired: 1 });
   });
 
   it('--allow closes ingest connections from elsewhere at accept and counts them', async () => {
