@@ -1,5 +1,6 @@
 // Shared bits of the benchmark servers: argument parsing and the readiness line the
 // runner waits for ("READY <port> <query-port>").
+import { readFileSync } from 'node:fs';
 
 export interface ServerArgs {
   host: string;
@@ -9,6 +10,9 @@ export interface ServerArgs {
   backend: string;
   run: boolean; // reactor: dedicated-thread mode (reactor.run())
   loopDelay: boolean; // reactor, integrated: report Node's event-loop delay on exit
+  /** TLS (the TLS benchmark): PEM files of the certificate and key; both or neither. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export function parseArgs(argv: string[]): ServerArgs {
@@ -23,9 +27,17 @@ export function parseArgs(argv: string[]): ServerArgs {
     else if (k === '--ack') a.ack = true;
     else if (k === '--run') a.run = true;
     else if (k === '--loop-delay') a.loopDelay = true;
+    else if (k === '--tls-cert') (a.tlsCert = v), i++;
+    else if (k === '--tls-key') (a.tlsKey = v), i++;
     else throw new Error(`unknown argument ${k}`);
   }
+  if ((a.tlsCert === undefined) !== (a.tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together');
   return a;
+}
+
+/** The certificate and key as PEM text, when the server is to speak TLS. */
+export function tlsFiles(a: ServerArgs): { cert: string; key: string } | undefined {
+  return a.tlsCert !== undefined && a.tlsKey !== undefined ? { cert: readFileSync(a.tlsCert, 'latin1'), key: readFileSync(a.tlsKey, 'latin1') } : undefined;
 }
 
 export function ready(port: number, queryPort: number): void {

@@ -1,10 +1,12 @@
-// node:net echo server: the baseline the reactor's echo is compared with.
-import * as net from 'node:net';
+// node:net echo server: the baseline the reactor's echo is compared with; with
+// --tls-cert/--tls-key a node:tls server, the TLS benchmark's baseline.
+import type * as net from 'node:net';
 
-import { exitOnSignals, parseArgs, ready } from './common';
+import { exitOnSignals, parseArgs, ready, tlsFiles } from './common';
+import { createServerOf } from './net-server';
 
 const args = parseArgs(process.argv.slice(2));
-const server = net.createServer({ noDelay: true }, (sock) => {
+const server = createServerOf(tlsFiles(args), (sock) => {
   sock.on('data', (d) => {
     sock.write(d);
   });

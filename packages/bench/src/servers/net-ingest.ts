@@ -1,10 +1,12 @@
-// node:net ingest server: the baseline LogCaster's ingest is compared with.
+// node:net ingest server: the baseline LogCaster's ingest is compared with (with
+// --tls-cert/--tls-key the ingest port is node:tls, for the TLS benchmark).
 // Newline-terminated lines are copied into one preallocated arena (a ring, no per-line
 // objects); with --ack, "OK\n" is written per line, one write per chunk read.
 // The query port answers COUNT and STATS like LogCaster.
 import * as net from 'node:net';
 
-import { exitOnSignals, parseArgs, ready } from './common';
+import { exitOnSignals, parseArgs, ready, tlsFiles } from './common';
+import { createServerOf } from './net-server';
 
 const MAX_LINE = 65536;
 const ARENA = Buffer.allocUnsafe(64 << 20);
@@ -23,7 +25,7 @@ function store(src: Buffer, start: number, end: number): void {
 }
 
 const args = parseArgs(process.argv.slice(2));
-const server = net.createServer({ noDelay: true }, (sock) => {
+const server = createServerOf(tlsFiles(args), (sock) => {
   clients++;
   let part: Buffer | null = null;
   sock.on('data', (d: Buffer) => {
