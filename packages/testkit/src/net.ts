@@ -1,6 +1,6 @@
 // Real-socket helpers for tests: node:net peers, waiting, fd counting.
 import { readdirSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
 export const HOST = '127.0.0.1';
 
@@ -11,6 +11,18 @@ export function delay(ms: number): Promise<void> {
 /** Resolves after the current event-loop turn (I/O callbacks of this turn have run). */
 export function nextTurn(): Promise<void> {
   return new Promise((r) => setImmediate(r));
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a peer that starts later). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, HOST, () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 /** Poll `cond` until true or fail after `ms`; `what` names the condition in the error. */
