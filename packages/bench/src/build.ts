@@ -1,4 +1,4 @@
-// Compiles the C load generator and reference server with the system compiler into
+// Compiles the C load generators and reference servers (TCP and datagram) with the system compiler into
 // packages/bench/build/ (gitignored), only when a source is newer than the binary.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,6 +10,10 @@ export const REPO_DIR = path.resolve(BENCH_DIR, '..', '..');
 export interface CBinaries {
   loadgen: string;
   refServer: string;
+  /** sendmmsg UDP load, recvmmsg reference sink/echo, UDP ping-pong client */
+  udpSender: string;
+  udpRef: string;
+  udpPingpong: string;
   compiler: string;
 }
 
@@ -31,6 +35,9 @@ export function buildC(log: (s: string) => void = () => undefined): CBinaries {
   const targets: Array<[string, string]> = [
     ['loadgen', 'loadgen.c'],
     ['ref_server', 'ref_server.c'],
+    ['udp_sender', 'udp_sender.c'],
+    ['udp_ref', 'udp_ref.c'],
+    ['udp_pingpong', 'udp_pingpong.c'],
   ];
   for (const [bin, src] of targets) {
     const exe = path.join(out, bin);
@@ -38,5 +45,6 @@ export function buildC(log: (s: string) => void = () => undefined): CBinaries {
     log(`compiling ${src} with ${cc} -O2`);
     execFileSync(cc, ['-O2', '-Wall', '-o', exe, path.join(cdir, src)], { stdio: ['ignore', 'inherit', 'inherit'] });
   }
-  return { loadgen: path.join(out, 'loadgen'), refServer: path.join(out, 'ref_server'), compiler: cc };
+  const bin = (name: string): string => path.join(out, name);
+  return { loadgen: bin('loadgen'), refServer: bin('ref_server'), udpSender: bin('udp_sender'), udpRef: bin('udp_ref'), udpPingpong: bin('udp_pingpong'), compiler: cc };
 }
