@@ -147,16 +147,22 @@ udp.pause(); // nothing is read until the collector is connected
 connectUpstream();
 
 function shutdown() {
+  if (stopping) return;
   stopping = true;
   report();
-  if (!upstream) return void reactor.close().then(() => process.exit(0));
-  // What was handed to the connection leaves before the reactor closes.
-  udp.close();
+  udp.close(); // nothing more is read
+  let closing = false;
+  const done = () => {
+    if (closing) return;
+    closing = true;
+    reactor.close().then(() => process.exit(0));
+  };
+  // What was handed to the connection leaves first: wait until the kernel took it all, for
+  // at most 5 s (a collector that stopped reading).
   const conn = upstream;
-  const done = () => reactor.close().then(() => process.exit(0));
-  if (conn.bufferedAmount === 0) return void done();
-  upstreamHandler.onDrain = done;
-  reactor.setTimer(5000, done); // a collector that stopped reading: give up after 5 s
+  if (!conn || conn.bufferedAmount === 0) return void done();
+  reactor.setTimer(20, () => { if (conn.closed || conn.bufferedAmount === 0) done(); }, { repeat: true });
+  reactor.setTimer(5000, done);
 }
 process.once('SIGINT', shutdown);
 process.once('SIGTERM', shutdown);

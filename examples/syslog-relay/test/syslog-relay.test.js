@@ -181,6 +181,32 @@ describe('examples/syslog-relay', function () {
     expect(s.disconnects).to.equal(1);
   });
 
+  it('SIGTERM: what the relay queued for a stalled collector still reaches it, then exit 0', async () => {
+    sink = await collector();
+    relay = await startRelay(['--udp-port', '0', '--target', `127.0.0.1:${sink.port}`, '--report-interval', '0']);
+    await waitFor(() => sink.sockets.size === 1, 10000, 'the relay to connect');
+    const [conn] = sink.sockets;
+    conn.pause();
+    peer = await udpPeer();
+    const m = Buffer.alloc(1000, 'q');
+    // Until the relay holds bytes the kernel would not take (its queue is over the mark).
+    let s;
+    for (let k = 1, until = Date.now() + 30000; ; k++) {
+      await Promise.all(Array.from({ length: 200 }, () => peer.send(m, relay.port)));
+      s = await relayStats(relay, k);
+      if (s.pauses > 0 && s.queuedBytes > 0) break;
+      if (Date.now() > until) throw new Error(`the relay never queued bytes: ${JSON.stringify(s)}`);
+    }
+    const exited = new Promise((resolve) => relay.child.once('exit', (code) => resolve(code)));
+    relay.child.kill('SIGTERM');
+    setTimeout(() => conn.resume(), 300); // the collector reads again while the relay drains
+    expect(await exited).to.equal(0);
+    const last = [...relay.output().matchAll(/^syslog-relay stats: (.*)$/gm)].pop()[1];
+    const forwarded = Number(/forwarded=(\d+)/.exec(last)[1]);
+    await waitFor(() => sink.frames.length === forwarded, 10000, () => `${forwarded} frames (have ${sink.frames.length})`);
+    relay = undefined;
+  });
+
   it('rejects a missing --target and a bad --framing with status 2', () => {
     for (const [args, what] of [[['--udp-port', '0'], /--target/], [['--target', '127.0.0.1:1', '--framing', 'xml'], /--framing/]]) {
       const r = spawnSync(process.execPath, [EXAMPLE, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 10000 });
