@@ -159,6 +159,8 @@ async function rsyslogReceiver(): Promise<Receiver> {
       `action(type="omfile" file="${file}" template="raw" ioBufferSize="1m")\n`,
   );
   const child = spawn('rsyslogd', ['-n', '-f', path.join(dir, 'rsyslog.conf'), '-i', path.join(dir, 'rsyslog.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d).slice(-2000)));
   // Lines written so far: newlines counted incrementally.
   let offset = 0;
   let lines = 0;
@@ -180,7 +182,10 @@ async function rsyslogReceiver(): Promise<Receiver> {
     return lines;
   };
   await sleep(500); // imudp binds after start-up
-  if (child.exitCode !== null) throw new Error('rsyslogd exited at start-up');
+  if (child.exitCode !== null) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error(`rsyslogd exited at start-up: ${stderr.trim().slice(-300)}`);
+  }
   return {
     id: 'rsyslog-imudp',
     pid: child.pid!,
