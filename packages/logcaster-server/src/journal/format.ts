@@ -157,16 +157,26 @@ export interface ParsedRecord {
   maxTime: number;
 }
 
-/** Length of the intact record at `pos` (marker, consistent lengths, CRC), or -1. */
-export function checkRecord(buf: Buffer, pos: number, end: number = buf.length): number {
+/** Length of the record at `pos` going by its marker and lengths (its CRC unchecked),
+ *  or -1. */
+export function recordLength(buf: Buffer, pos: number, end: number = buf.length): number {
   if (pos + RECORD_FIXED > end) return -1;
   if (buf.readUInt32LE(pos) !== RECORD_MARKER) return -1;
   const body = buf.readUInt32LE(pos + 8);
   if (body < RECORD_FIXED - RECORD_PREFIX || body > MAX_BODY) return -1;
-  const recEnd = pos + RECORD_PREFIX + body;
-  if (recEnd > end) return -1;
-  if (crc32(buf, pos + 8, recEnd) !== buf.readUInt32LE(pos + 4)) return -1;
+  if (pos + RECORD_PREFIX + body > end) return -1;
   return RECORD_PREFIX + body;
+}
+
+/** Whether the CRC of the record of `length` bytes at `pos` matches. */
+export function recordCrcOk(buf: Buffer, pos: number, length: number): boolean {
+  return crc32(buf, pos + 8, pos + length) === buf.readUInt32LE(pos + 4);
+}
+
+/** Length of the intact record at `pos` (marker, consistent lengths, CRC), or -1. */
+export function checkRecord(buf: Buffer, pos: number, end: number = buf.length): number {
+  const length = recordLength(buf, pos, end);
+  return length >= 0 && recordCrcOk(buf, pos, length) ? length : -1;
 }
 
 /** The record at `pos`, checked (CRC included); null when it is not intact or its

@@ -9,7 +9,7 @@
 // the line start in that record's data).
 import * as fs from 'node:fs';
 
-import { parseRecord, RECORD_MARKER_BYTES } from '../journal/format';
+import { decodeRecord, RECORD_MARKER_BYTES, recordCrcOk, recordLength } from '../journal/format';
 import { addTrigrams, checkedFilter, encodeFilterFile, FILTER_BYTES, FILTER_HEADER, filterOffset, mayContain } from '../journal/token-filter';
 import { type BlockView, type Runs } from '../store/block';
 import { BatchBuilder, type EntryBatch } from './result';
@@ -151,19 +151,30 @@ export function runCount(job: CountJob): CountReply {
 }
 
 /** Matching lines of a file unit: ruled out by the group's token filter when it can be,
- *  else counted over each record's block. */
+ *  else counted over each record's block. A record's CRC is checked only when it has
+ *  matches (a damaged record counts none): a rare keyword costs a search, not a
+ *  checksum, per byte. */
 function countFile(m: BlockMatcher, spec: QuerySpec, u: FileUnit, reply: CountReply): number {
   if (!filterAllows(spec, u.source)) {
     reply.skipped++;
     return 0;
   }
   let n = 0;
-  const ok = eachRecord(u.source, (b) => {
-    const r = rangeOf(b, u.lo, u.hi);
-    if (r.toOrd > r.fromOrd) n += m.count(b, r);
-    return true;
-  });
-  if (!ok) reply.damaged++;
+  let damaged = false;
+  const ok = eachRecord(
+    u.source,
+    (b, _k, intact) => {
+      const r = rangeOf(b, u.lo, u.hi);
+      if (r.toOrd <= r.fromOrd) return true;
+      const c = m.count(b, r);
+      if (c > 0 && !intact()) damaged = true;
+      else n += c;
+      return true;
+    },
+    0,
+    false,
+  );
+  if (!ok || damaged) reply.damaged++;
   return n;
 }
 
@@ -178,7 +189,13 @@ export function filterAllows(spec: QuerySpec, src: FileSource): boolean {
   return spec.operator === 'OR' ? spec.keywords.some((k) => mayContain(bits, k)) : spec.keywords.every((k) => mayContain(bits, k));
 }
 
-function readBytes(file: string, off: number, len: number): Buffer | null {
+/** The bytes a worker reads a group into, reused from job to job (one per thread: a
+ *  fresh megabyte per group was allocation and GC work, and resident memory). */
+let scratch = Buffer.allocUnsafe(0);
+
+/** file[off, off + len) — in `scratch` when `reuse` (valid until the next read), else
+ *  in a buffer of its own — or null when it cannot all be read. */
+function readBytes(file: string, off: number, len: number, reuse = false): Buffer | null {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -186,7 +203,11 @@ function readBytes(file: string, off: number, len: number): Buffer | null {
     return null;
   }
   try {
-    const buf = Buffer.allocUnsafe(len);
+    let buf: Buffer;
+    if (reuse) {
+      if (scratch.length < len) scratch = Buffer.allocUnsafe(Math.max(len, 2 * scratch.length));
+      buf = scratch.subarray(0, len);
+    } else buf = Buffer.allocUnsafe(len);
     let got = 0;
     while (got < len) {
       const n = fs.readSync(fd, buf, got, len - got, off + got);
@@ -199,32 +220,35 @@ function readBytes(file: string, off: number, len: number): Buffer | null {
   }
 }
 
-/** Visits the intact records of a group in order (stop by returning false). Returns
- *  false when some of the group's bytes could not be read or were not intact records:
- *  a damaged record is skipped (the walk resyncs on the next marker that starts an
- *  intact record continuing the sequence), never fails a query. `ordinal` numbers the
- *  intact records. */
-function eachRecord(src: FileSource, visit: (b: BlockView, ordinal: number) => boolean, fromRecord = 0): boolean {
-  const img = readBytes(src.path, src.off, src.len);
+/** Visits the records of a group in order (stop by returning false); `intact()` checks
+ *  the record's CRC (each is checked before the visit when `checkAll`). Returns false
+ *  when some of the group's bytes could not be read or were not records: a damaged
+ *  record is skipped (the walk resyncs on the next marker that starts a well-formed
+ *  record continuing the sequence), never fails a query. `ordinal` numbers the records
+ *  visited. The blocks view a buffer reused by the next read. */
+function eachRecord(src: FileSource, visit: (b: BlockView, ordinal: number, intact: () => boolean) => boolean, fromRecord = 0, checkAll = true): boolean {
+  const img = readBytes(src.path, src.off, src.len, true);
   if (img === null) return false;
-  let intact = true;
+  let ok = true;
   let pos = 0;
   let lastSeq = -1;
   for (let k = 0; pos < img.length; ) {
-    const rec = parseRecord(img, pos);
+    const len = recordLength(img, pos);
+    const rec = len < 0 || (checkAll && !recordCrcOk(img, pos, len)) ? null : decodeRecord(img, pos, len);
     if (rec === null || rec.block.firstSeq <= lastSeq) {
-      intact = false;
+      ok = false;
       const at = img.indexOf(RECORD_MARKER_BYTES, pos + 1);
       if (at < 0) break;
       pos = at;
       continue;
     }
-    pos += rec.length;
+    const at = pos;
+    pos += len;
     lastSeq = rec.block.firstSeq + rec.block.count - 1;
     if (k++ < fromRecord) continue;
-    if (!visit(rec.block, k - 1)) return intact;
+    if (!visit(rec.block, k - 1, () => checkAll || recordCrcOk(img, at, len))) return ok;
   }
-  return intact;
+  return ok;
 }
 
 export const RECORD_POS = 2 ** 32;
@@ -275,7 +299,7 @@ function extractFile(job: ExtractJob, u: FileUnit): ExtractReply {
 export function runFilter(job: FilterJob): FilterReply {
   const filters: Uint8Array[] = [];
   for (const g of job.groups) {
-    const img = readBytes(job.segment, g.off, g.len);
+    const img = readBytes(job.segment, g.off, g.len, true);
     if (img === null) return { kind: 'filter', written: false };
     const bits = new Uint8Array(FILTER_BYTES);
     addTrigrams(bits, img);
