@@ -26,14 +26,17 @@ rm -rf coverage && mkdir -p coverage
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=('packages/*/dist/test/**/*.test.js' 'examples/*/test/*.test.js')
 status=0
+# Exported for the run too: the io_uring packaging test recompiles that addon from scratch
+# (prebuildify), and that build must be instrumented like the one it replaces.
+export CXXFLAGS=--coverage LDFLAGS=--coverage
 npx --no-install c8 --reporter=text-summary --reporter=html --reporter=json-summary \
   --report-dir coverage/ts --all --src . \
   --include 'packages/*/dist/src/**' --include 'examples/**/*.js' \
   --exclude '**/test/**' --exclude '**/node_modules/**' \
   mocha "${tests[@]}" || status=$?
 
-lcov --quiet --capture --directory packages --output-file coverage/native-all.info --ignore-errors mismatch,negative,unused 2>/dev/null || \
-  lcov --quiet --capture --directory packages --output-file coverage/native-all.info
+unset CXXFLAGS LDFLAGS
+lcov --quiet --capture --directory packages --output-file coverage/native-all.info
 lcov --quiet --extract coverage/native-all.info '*/packages/core/native/*' '*/packages/backend-*/src/*' \
   --output-file coverage/native.info
 genhtml --quiet coverage/native.info --output-directory coverage/native >/dev/null
