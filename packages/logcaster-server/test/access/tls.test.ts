@@ -12,7 +12,7 @@ import { connectTo, delay, opensslClient, opensslUnavailable, rmDir, testPki, tl
 
 import type { LogCaster, LogCasterOptions } from '../../src';
 import { commonName } from '../../src/access/tls-config';
-import { runSync, startCli, type Running } from '../support/cli';
+import { runCli, runSync, startCli, type Running } from '../support/cli';
 import { stripStamp, startServer } from '../support/helpers';
 
 const TOKEN = 'tls-test-query-token-4f1e9c07';
@@ -242,6 +242,29 @@ const frame = (msg: string): string => `${Buffer.byteLength(msg)} ${msg}`;
     refuses(['--query-tls', ...server, '--tls-ca', text], /^logcaster: --tls-ca .* holds no PEM certificate\n/);
     refuses(server, /^logcaster: --tls-cert, --tls-key and --tls-ca need a port to use them/);
     refuses(['--query-tls', ...server, '--query-cert-cn', 'reader'], /^logcaster: --query-cert-cn needs --query-tls and --tls-ca\n/);
+  });
+
+  it('logcaster send, query and stats speak TLS (--tls, --tls-ca, --tls-cert/--tls-key); an unverifiable server is refused (exit 3)', async () => {
+    run = await startCli(['--data-dir', 'none', '--query-tls', '--tls-port', '0', '--tls-cert', pki.server.certFile, '--tls-key', pki.server.keyFile, '--tls-ca', pki.caFile, '--query-auth-loopback']);
+    const tlsPort = /\btls=[^ ]+:(\d+)/.exec(run.line)![1];
+    const own = ['--tls-ca', pki.caFile, '--tls-cert', pki.client.certFile, '--tls-key', pki.client.keyFile];
+    const sent = await runCli(['send', '--port', tlsPort, ...own], 'sent by logcaster send over TLS\nand a second line\n');
+    expect(sent.status, sent.stderr).to.equal(0);
+    const found = await runCli(['query', '--query-port', String(run.queryPort), ...own, 'keyword=TLS']);
+    expect(found.status, found.stderr).to.equal(0);
+    expect(found.stdout.trim().split('\n').map(stripStamp)).to.deep.equal(['sent by logcaster send over TLS']);
+    const stats = await runCli(['stats', '--json', '--query-port', String(run.queryPort), ...own]);
+    expect(stats.status, stats.stderr).to.equal(0);
+    // query and stats logged in by certificate (send went to the ingest side).
+    expect(JSON.parse(stats.stdout)).to.include({ linesReceived: 2, authCertificates: 2 });
+    // Without the CA, Node's root store does not know the test CA (the server sends it in its chain): refused.
+    const untrusted = await runCli(['stats', '--tls', '--query-port', String(run.queryPort)]);
+    expect(untrusted.status, untrusted.stderr).to.equal(3);
+    expect(untrusted.stderr).to.match(/cannot connect to the query port at 127\.0\.0\.1:\d+: SELF_SIGNED_CERT_IN_CHAIN/);
+    // Without a client certificate (loopback not trusted here, no token): not authenticated.
+    const anonymous = await runCli(['stats', '--tls-ca', pki.caFile, '--query-port', String(run.queryPort)]);
+    expect(anonymous.status).to.equal(2);
+    expect(anonymous.stderr).to.match(/authentication required/);
   });
 
   it('a non-loopback --query-host starts with client certificates as the credential; the start line shows the TLS ports', async () => {

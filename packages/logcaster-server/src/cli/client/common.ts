@@ -1,7 +1,8 @@
 // What the client commands (send, query, tail, stats) share: exit codes, option parsing,
-// tokens, and a query-port exchange read line by line.
+// tokens, TLS, and a query-port exchange read line by line.
 import { readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { parseArgs } from 'node:util';
 
 /** Exit codes of the client commands, for scripts. */
@@ -34,13 +35,55 @@ export interface ClientIo {
 export const QUERY_TOKEN_ENV = 'LOGCASTER_QUERY_TOKEN';
 export const HTTP_TOKEN_ENV = 'LOGCASTER_HTTP_TOKEN';
 
+
+/** TLS to a --query-tls query port or a --tls-port (send): the server is verified
+ *  against --tls-ca (default: Node's root CAs); --tls-cert/--tls-key for mutual TLS. */
+export const TLS_OPTIONS: OptionSpec = {
+  tls: { type: 'boolean' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+};
+
+export const TLS_USAGE = '--tls speaks TLS (implied by --tls-ca/--tls-cert): the server is verified against --tls-ca <file> (default: the system\'s CAs); --tls-cert <file> --tls-key <file> present a client certificate.';
+
 /** Options every command that talks to the query port takes. */
 export const QUERY_OPTIONS: OptionSpec = {
   'query-host': { type: 'string', default: '127.0.0.1' },
   'query-port': { type: 'string', default: '9998' },
   'query-token-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  ...TLS_OPTIONS,
 };
+
+export interface ClientTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** The TLS options given, read; undefined for plain TCP. */
+export function clientTls(a: ParsedArgs): ClientTls | undefined {
+  const [ca, cert, key] = ['tls-ca', 'tls-cert', 'tls-key'].map((n) => str(a, n));
+  if (!flag(a, 'tls') && ca === undefined && cert === undefined && key === undefined) return undefined;
+  if ((cert === undefined) !== (key === undefined)) throw new ClientError('--tls-cert and --tls-key go together', EXIT.usage);
+  const read = (option: string, file: string | undefined): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new ClientError(`cannot read --${option} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.usage);
+    }
+  };
+  const out: ClientTls = {};
+  const caPem = read('tls-ca', ca);
+  const certPem = read('tls-cert', cert);
+  const keyPem = read('tls-key', key);
+  if (caPem) out.ca = caPem;
+  if (certPem) out.cert = certPem;
+  if (keyPem) out.key = keyPem;
+  return out;
+}
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean }>;
 
@@ -90,10 +133,11 @@ export function token(file: string | undefined, envName: string, env: NodeJS.Pro
   return v === undefined || v === '' ? undefined : v;
 }
 
-export function connectTo(host: string, port: number, what: string): Promise<Socket> {
+export function connectTo(host: string, port: number, what: string, tls?: ClientTls): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host, port });
-    s.once('connect', () => {
+    // A name is sent as SNI and checked against the certificate; an IP is checked as an IP.
+    const s = tls ? tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ...tls }) : connect({ host, port });
+    s.once(tls ? 'secureConnect' : 'connect', () => {
       s.removeAllListeners('error');
       resolve(s);
     });
@@ -107,8 +151,8 @@ export function connectTo(host: string, port: number, what: string): Promise<Soc
  * half-close). `onLine` gets each answer line (without its LF) as it arrives and may
  * return a promise to hold further reading (stdout backpressure).
  */
-export async function queryPort(host: string, portNo: number, authToken: string | undefined, command: string, onLine: (line: string) => void | Promise<void>): Promise<void> {
-  const s = await connectTo(host, portNo, 'query port');
+export async function queryPort(host: string, portNo: number, authToken: string | undefined, command: string, onLine: (line: string) => void | Promise<void>, tls?: ClientTls): Promise<void> {
+  const s = await connectTo(host, portNo, 'query port', tls);
   const lines = [...(authToken !== undefined ? [`AUTH ${authToken}`] : []), command, 'QUIT'];
   s.write(`${lines.join('\n')}\n`);
   let authPending = authToken !== undefined;
@@ -150,5 +194,5 @@ export function writeOut(out: NodeJS.WritableStream, text: string): void | Promi
 
 /** queryPort() with the command's --query-host, --query-port and token. */
 export function queryPortLines(a: ParsedArgs, io: ClientIo, command: string, onLine: (line: string) => void | Promise<void>): Promise<void> {
-  return queryPort(str(a, 'query-host')!, port('query-port', str(a, 'query-port')), token(str(a, 'query-token-file'), QUERY_TOKEN_ENV, io.env), command, onLine);
+  return queryPort(str(a, 'query-host')!, port('query-port', str(a, 'query-port')), token(str(a, 'query-token-file'), QUERY_TOKEN_ENV, io.env), command, onLine, clientTls(a));
 }

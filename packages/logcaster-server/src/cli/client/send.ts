@@ -3,15 +3,15 @@
 // until every line is acknowledged.
 import { createReadStream } from 'node:fs';
 
-import { ClientError, connectTo, EXIT, flag, parse, port, str, type ClientIo } from './common';
+import { clientTls, ClientError, connectTo, EXIT, flag, parse, port, str, TLS_OPTIONS, TLS_USAGE, type ClientIo } from './common';
 
-export const SEND_USAGE = `Usage: logcaster send [--host 127.0.0.1] [--port 9999] [--ack] [file|-]
+export const SEND_USAGE = `Usage: logcaster send [--host 127.0.0.1] [--port 9999] [--ack] [--tls [--tls-ca <file>] [--tls-cert <file> --tls-key <file>]] [file|-]
 Sends the lines of file (or stdin, also with "-") to the ingest port, then waits until the
 server has stored them. --ack: the server runs with --ack; count its OKs and exit 1 unless
-every line was acknowledged.`;
+every line was acknowledged. To a --tls-port: --port <it> and ${TLS_USAGE}`;
 
 export async function send(argv: readonly string[], io: ClientIo): Promise<number> {
-  const a = parse(argv, { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '9999' }, ack: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, SEND_USAGE);
+  const a = parse(argv, { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '9999' }, ack: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...TLS_OPTIONS }, SEND_USAGE);
   if (flag(a, 'help')) {
     io.out.write(`${SEND_USAGE}\n`);
     return EXIT.ok;
@@ -26,7 +26,7 @@ export async function send(argv: readonly string[], io: ClientIo): Promise<numbe
   });
   await opened;
   const host = str(a, 'host')!;
-  const s = await connectTo(host, port('port', str(a, 'port')), 'ingest port');
+  const s = await connectTo(host, port('port', str(a, 'port')), 'ingest port', clientTls(a));
   let lines = 0;
   let last = 10;
   let acks = 0;

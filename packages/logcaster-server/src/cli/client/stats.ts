@@ -1,9 +1,9 @@
 // logcaster stats [--json]: the STATS figures of the query port, one per line (or JSON).
-import { ClientError, EXIT, flag, parse, QUERY_OPTIONS, queryPortLines, type ClientIo } from './common';
+import { ClientError, EXIT, flag, parse, QUERY_OPTIONS, queryPortLines, TLS_USAGE, type ClientIo } from './common';
 
-export const STATS_USAGE = `Usage: logcaster stats [--json] [--query-host 127.0.0.1] [--query-port 9998] [--query-token-file <file>]
+export const STATS_USAGE = `Usage: logcaster stats [--json] [--query-host 127.0.0.1] [--query-port 9998] [--query-token-file <file>] [--tls ...]
 Prints the server's STATS figures, one per line; --json prints them as one JSON object
-(numbers as numbers, Uptime as uptimeSeconds). Exit status 3 when the server cannot be reached.`;
+(numbers as numbers, Uptime as uptimeSeconds). To a --query-tls port: ${TLS_USAGE} Exit status 3 when the server cannot be reached.`;
 
 /** "STATS: Total=5, Backend=epoll, Uptime=12s" → [['Total', '5'], ...]. */
 export function parseStatsLine(line: string): [string, string][] {
