@@ -13,6 +13,11 @@
  *              close, reconnect; handshakes counted over --duration s after --warmup s
  *   --plain    the same over plain TCP (no TLS), the baseline
  *
+ * echo and stream measure the steady state: every connection completes its handshake
+ * first ("READY <seconds>" on stdout when all have; stream connections wait for it before
+ * writing), then --warmup, then the measured window. A server that cannot complete them
+ * all within 120 s fails the run.
+ *
  * The server is not verified (SSL_VERIFY_NONE): the benchmark measures the server.
  * The generator reports its own CPU seconds (getrusage) so a reader can tell whether it,
  * not the server, was the bottleneck.
@@ -54,6 +59,8 @@ static char *sbuf; /* stream: whole lines, batch of them */
 static int sbatch, slen;
 static uint64_t counted, total_lines, failures;
 static int measuring;
+static int ready_conns;
+static conn_t *all_conns;
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -129,7 +136,16 @@ static void start_run(conn_t *c) {
     open_conn(c);
     return;
   }
-  watch(c, o_mode == MODE_STREAM ? EPOLLOUT : EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+  ready_conns++;
+  if (o_mode == MODE_ECHO) {
+    watch(c, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+    return;
+  }
+  /* stream: nobody writes until every connection is ready, then all start together */
+  watch(c, 0, EPOLL_CTL_MOD);
+  if (ready_conns == o_conns)
+    for (int i = 0; i < o_conns; i++)
+      if (all_conns[i].state == ST_RUN) watch(&all_conns[i], EPOLLOUT, EPOLL_CTL_MOD);
 }
 
 static void step(conn_t *c, uint32_t events) {
@@ -239,21 +255,35 @@ int main(int argc, char **argv) {
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   ep = epoll_create1(0);
   conn_t *conns = calloc(o_conns, sizeof *conns);
+  all_conns = conns;
   for (int i = 0; i < o_conns; i++) open_conn(&conns[i]);
   struct epoll_event evs[512];
   uint64_t t0 = now_ns();
   uint64_t warm_end = t0 + (uint64_t)(o_warmup * 1e9), end = warm_end + (uint64_t)(o_duration * 1e9);
+  int all_ready = o_mode == MODE_HANDSHAKE;
   double cpu0 = 0;
   uint64_t m0 = 0;
   for (;;) {
     uint64_t t = now_ns();
-    if (!measuring && t >= warm_end) {
+    if (!all_ready) {
+      if (ready_conns == o_conns) {
+        all_ready = 1;
+        printf("READY %.4f\n", (t - t0) / 1e9);
+        fflush(stdout);
+        warm_end = t + (uint64_t)(o_warmup * 1e9);
+        end = warm_end + (uint64_t)(o_duration * 1e9);
+      } else if (t - t0 > 120000000000ull) {
+        fprintf(stderr, "only %d of %d connections completed their handshake in 120 s\n", ready_conns, o_conns);
+        return 1;
+      }
+    }
+    if (all_ready && !measuring && t >= warm_end) {
       measuring = 1;
       cpu0 = cpu_seconds();
       m0 = t;
       for (int i = 0; i < o_conns; i++) conns[i].lines = 0;
     }
-    if (t >= end) break;
+    if (all_ready && t >= end) break;
     int n = epoll_wait(ep, evs, 512, 50);
     for (int i = 0; i < n; i++) step(evs[i].data.ptr, evs[i].events);
   }
