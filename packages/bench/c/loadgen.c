@@ -12,6 +12,8 @@
  *   idle    only connect --conns connections and prime each with one exchange, then report
  *           the server's RSS growth and its CPU while they idle for --duration (needs
  *           --server-pid)
+ *           --seq: each line is a syslog line numbered per connection ("c=<conn> s=<n>"),
+ *           and the JSON lists how many lines each connection wrote (lines_per_conn)
  *   --idle K with echo/ack adds K connections that are opened, primed once, then held open
  *   without traffic (sparse activity).
  *
@@ -52,6 +54,8 @@ typedef struct {
   uint64_t quota;  /* messages left in --count mode */
   uint64_t lines;  /* stream: whole lines written */
   int want_out;    /* EPOLLOUT currently requested */
+  char *chunk;     /* stream --seq: this connection's numbered lines */
+  uint64_t chunk_base; /* stream --seq: sequence number of the chunk's first line */
 } conn_t;
 
 /* ---- options ---- */
@@ -70,6 +74,7 @@ static double o_timeout = 60.0;
 static double o_settle = 1.0;
 static double o_connect_timeout = 30.0;
 static int o_idle_ack = 0; /* idle mode: prime with an acked line instead of an echo */
+static int o_seq = 0;      /* stream: syslog lines carrying "c=<conn> s=<sequence>" */
 
 /* ---- state ---- */
 static int ep;
@@ -265,7 +270,38 @@ static void on_reply(conn_t *c, uint64_t t) {
   begin_msg(c);
 }
 
+/* --seq lines: an RFC 3164 syslog line of exactly --size bytes,
+ *   <134>Dec  2 01:23:45 web07 app[4242]: c=0007 s=0000000000 login ok user=...\n
+ * where c is the connection's index and s counts its lines from 0, so a receiver's
+ * output can be checked line by line (packages/bench/c/seqcheck.c). */
+#define SEQ_MIN_SIZE 60
+static long seq_at; /* offset of the 10 sequence digits in a line */
+static void put_digits(char *p, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--) {
+    p[i] = (char)('0' + v % 10);
+    v /= 10;
+  }
+}
+static void seq_template(char *line, long conn) {
+  char head[96];
+  struct tm tm;
+  time_t t = time(NULL);
+  localtime_r(&t, &tm);
+  char stamp[32];
+  strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
+  int n = snprintf(head, sizeof head, "<134>%s web%02ld app[%04ld]: c=%04ld s=0000000000 ", stamp, conn % 100,
+                   4000 + conn % 1000, conn % 10000);
+  static const char tail[] = "login ok user=alice src=10.1.2.3 took=12ms session=7f3a9c";
+  seq_at = strstr(head, " s=") - head + 3;
+  for (long i = 0; i < o_size - 1; i++) line[i] = i < n ? head[i] : tail[(i - n) % (sizeof tail - 1)];
+  line[o_size - 1] = '\n';
+}
+static void seq_fill(conn_t *c) {
+  for (long i = 0; i < chunk_lines; i++) put_digits(c->chunk + i * o_size + seq_at, c->chunk_base + (uint64_t)i, 10);
+}
+
 static void stream_write(conn_t *c) {
+  const char *buf = o_seq ? c->chunk : chunk;
   for (;;) {
     /* c->woff: offset inside chunk */
     long len = chunk_len - c->woff;
@@ -275,7 +311,7 @@ static void stream_write(conn_t *c) {
       if (rem == 0) break;
       len = o_size - rem;
     }
-    ssize_t w = write(c->fd, chunk + c->woff, (size_t)len);
+    ssize_t w = write(c->fd, buf + c->woff, (size_t)len);
     if (w < 0) {
       if (errno == EAGAIN) return;
       if (errno == EINTR) continue;
@@ -288,7 +324,13 @@ static void stream_write(conn_t *c) {
     c->lines += lines;
     msgs_total += lines;
     if (phase_measure) msgs_measured += lines;
-    if (c->woff >= (uint32_t)chunk_len) c->woff = 0;
+    if (c->woff >= (uint32_t)chunk_len) {
+      c->woff = 0;
+      if (o_seq) {
+        c->chunk_base += (uint64_t)chunk_lines;
+        seq_fill(c);
+      }
+    }
     if (c->state != ST_FINISH && phase_stop) c->state = ST_FINISH;
   }
   if (c->state == ST_FINISH) {
@@ -396,7 +438,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: loadgen --port P [--host 127.0.0.1] [--mode echo|ack|stream|idle] [--conns N]\n"
           "               [--idle K] [--size B] [--duration S | --count N] [--warmup S]\n"
-          "               [--server-pid PID] [--inflight N] [--timeout S] [--settle S]\n");
+          "               [--server-pid PID] [--inflight N] [--timeout S] [--settle S] [--seq]\n");
   exit(2);
 }
 
@@ -425,9 +467,14 @@ int main(int argc, char **argv) {
     else if (OPT("--settle")) o_settle = atof(v);
     else if (OPT("--connect-timeout")) o_connect_timeout = atof(v);
     else if (OPT("--idle-proto")) o_idle_ack = !strcmp(v, "ack");
+    else if (!strcmp(a, "--seq")) o_seq = 1;
     else usage();
   }
   if (!o_port || o_conns < 0 || o_size < 1 || o_size > (1 << 20)) usage();
+  if (o_seq && (o_mode != MODE_STREAM || o_size < SEQ_MIN_SIZE || o_conns > 10000)) {
+    fprintf(stderr, "loadgen: --seq needs --mode stream, --size >= %d and at most 10000 connections\n", SEQ_MIN_SIZE);
+    exit(2);
+  }
   if (o_mode == MODE_IDLE) { o_idle = o_conns; o_conns = 0; }
   int lines = o_mode == MODE_ACK || o_mode == MODE_STREAM || (o_mode == MODE_IDLE && o_idle_ack);
   if (lines && o_size < 2) o_size = 2;
@@ -465,6 +512,16 @@ int main(int argc, char **argv) {
   uint64_t deadline = t_start + (uint64_t)(o_connect_timeout * 1e9);
   /* idle connections first, then the active ones */
   for (long i = 0; i < nconns; i++) conns[i].active = i >= o_idle;
+  if (o_seq) {
+    for (long i = 0; i < nconns; i++) {
+      conn_t *c = &conns[i];
+      c->chunk = malloc((size_t)chunk_len);
+      if (!c->chunk) die("malloc");
+      seq_template(c->chunk, i);
+      for (long k = 1; k < chunk_lines; k++) memcpy(c->chunk + k * o_size, c->chunk, (size_t)o_size);
+      seq_fill(c);
+    }
+  }
   long next = 0;
   long rss_before = -1, rss_base_conns = 0;
   if (o_mode == MODE_IDLE && o_server_pid) {
@@ -591,6 +648,12 @@ int main(int argc, char **argv) {
          secs > 0 ? msgs_measured / secs : 0.0);
   if (o_mode == MODE_STREAM)
     printf("\"lines_sent\":%llu,\"drain_seconds\":%.4f,", (unsigned long long)lines_sent, drain_s);
+  if (o_seq) {
+    /* connection i wrote the lines numbered 0 .. lines_per_conn[i]-1 */
+    printf("\"lines_per_conn\":[");
+    for (long i = 0; i < nconns; i++) printf("%s%llu", i ? "," : "", (unsigned long long)conns[i].lines);
+    printf("],");
+  }
   printf("\"latency_us\":{\"count\":%llu,\"min\":%.2f,\"mean\":%.2f,\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"max\":%.2f},",
          (unsigned long long)hist_count, hist_count ? hist_min / 1e3 : 0.0, hist_count ? hist_sum / hist_count / 1e3 : 0.0,
          hpercentile(50) / 1e3, hpercentile(90) / 1e3, hpercentile(99) / 1e3, hpercentile(99.9) / 1e3, hist_max / 1e3);

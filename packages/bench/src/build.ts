@@ -14,6 +14,8 @@ export interface CBinaries {
   udpSender: string;
   udpRef: string;
   udpPingpong: string;
+  /** Checks a receiver's output against loadgen --seq (c/seqcheck.c). */
+  seqcheck: string;
   compiler: string;
 }
 
@@ -38,6 +40,7 @@ export function buildC(log: (s: string) => void = () => undefined): CBinaries {
     ['udp_sender', 'udp_sender.c'],
     ['udp_ref', 'udp_ref.c'],
     ['udp_pingpong', 'udp_pingpong.c'],
+    ['seqcheck', 'seqcheck.c'],
   ];
   for (const [bin, src] of targets) {
     const exe = path.join(out, bin);
@@ -46,5 +49,13 @@ export function buildC(log: (s: string) => void = () => undefined): CBinaries {
     execFileSync(cc, ['-O2', '-Wall', '-o', exe, path.join(cdir, src)], { stdio: ['ignore', 'inherit', 'inherit'] });
   }
   const bin = (name: string): string => path.join(out, name);
-  return { loadgen: bin('loadgen'), refServer: bin('ref_server'), udpSender: bin('udp_sender'), udpRef: bin('udp_ref'), udpPingpong: bin('udp_pingpong'), compiler: cc };
+  return {
+    loadgen: bin('loadgen'),
+    refServer: bin('ref_server'),
+    udpSender: bin('udp_sender'),
+    udpRef: bin('udp_ref'),
+    udpPingpong: bin('udp_pingpong'),
+    seqcheck: bin('seqcheck'),
+    compiler: cc,
+  };
 }

@@ -10,8 +10,8 @@ import { BENCH_DIR, buildC, type CBinaries } from './build';
 import { Progress } from './progress';
 import { renderMarkdown, writeCharts } from './report';
 import { LOGCASTER_BIN, makeServers, startServer, storedLines, type Role, type ServerSpec } from './servers';
-import type { BenchResults, Cell, Config, LoadResult, Machine, RunRecord, SyscallRecord, Workload } from './types';
-import { median, run, sleep, threadIds, which } from './util';
+import type { BenchResults, Cell, Config, LoadResult, RunRecord, SyscallRecord, Workload } from './types';
+import { machine, median, run, sleep, threadIds, which } from './util';
 
 function parseList(v: string): number[] {
   return v.split(',').filter(Boolean).map(Number);
@@ -164,33 +164,6 @@ function parseConfig(argv: string[]): Config {
     }
   }
   return c;
-}
-
-function machine(): Machine {
-  const cpus = os.cpus();
-  let kernel = os.release();
-  try {
-    kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
-  } catch {
-    /* keep os.release() */
-  }
-  let fdLimit = '';
-  try {
-    const m = /Max open files\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
-    if (m) fdLimit = m[1];
-  } catch {
-    /* unknown */
-  }
-  return {
-    cores: cpus.length,
-    model: cpus[0]?.model ?? 'unknown',
-    kernel,
-    platform: `${os.platform()} ${os.arch()}`,
-    node: process.version,
-    memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
-    fdLimit,
-    date: new Date().toISOString(),
-  };
 }
 
 interface Discovery {

@@ -18,6 +18,8 @@ export interface LoadResult {
   msgs_per_sec: number;
   lines_sent?: number;
   drain_seconds?: number;
+  /** stream --seq: connection i wrote the lines numbered 0 .. lines_per_conn[i]-1 */
+  lines_per_conn?: number[];
   latency_us: { count: number; min: number; mean: number; p50: number; p90: number; p99: number; p999: number; max: number };
   client_cpu: { user: number; sys: number; utilization: number; saturated: boolean };
   server_cpu?: { user: number; sys: number; utilization: number };

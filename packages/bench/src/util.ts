@@ -2,6 +2,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+
+import type { Machine } from './types';
 
 export function median(xs: number[]): number {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -124,4 +127,40 @@ export function fmtDuration(s: number): string {
   const m = Math.floor(s / 60);
   const r = Math.round(s % 60);
   return m ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
+}
+
+/** The machine a run was made on (for the report). */
+export function machine(): Machine {
+  const cpus = os.cpus();
+  let kernel = os.release();
+  try {
+    kernel = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  } catch {
+    /* keep os.release() */
+  }
+  let fdLimit = '';
+  try {
+    const m = /Max open files\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    if (m) fdLimit = m[1];
+  } catch {
+    /* unknown */
+  }
+  return {
+    cores: cpus.length,
+    model: cpus[0]?.model ?? 'unknown',
+    kernel,
+    platform: `${os.platform()} ${os.arch()}`,
+    node: process.version,
+    memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    fdLimit,
+    date: new Date().toISOString(),
+  };
+}
+
+export function loadavg(): string {
+  try {
+    return fs.readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ');
+  } catch {
+    return '';
+  }
 }
