@@ -25,7 +25,7 @@ import { migrateSegment, removeMigrationLeftovers } from './migrate';
 import { SegmentIndex } from './segment-index';
 import { readRange, scanSegmentFile } from './segment-reader';
 import { FILTER_HEADER, filterHeaderMatches, type GroupRange } from './token-filter';
-import { CTL_FAILED, CTL_WRITTEN, type WriteItem, type WriterEvent, type WriterOp } from './writer-protocol';
+import { CTL_FAILED, CTL_WRITTEN, WRITE_TABLE_STRIDE, type WriterEvent, type WriterOp } from './writer-protocol';
 import type { Runs } from '../store/block';
 import { LogStore, type RecordRange } from '../store/log-store';
 
@@ -123,12 +123,19 @@ export function groupRanges(idx: SegmentIndex): GroupRange[] {
 
 const POLICIES: readonly FsyncPolicy[] = ['never', 'interval', 'always'];
 /** Post to the writer at once when this much is pending in a turn. */
-const POST_BYTES = 1024 * 1024;
+const POST_BYTES = 4 * 1024 * 1024;
+/** Least time between two write messages while records keep arriving (see postSoon). */
+const POST_GAP_MS = 5;
 /** The main thread waits for the writer when this much is posted but not written. */
 const WRITER_BACKLOG = 32 * 1024 * 1024;
 const RETENTION_CHECK_MS = 60_000;
 
-interface Pending extends WriteItem {
+/** A record waiting for the next write message: its head, and its data in a store chunk. */
+interface Pending {
+  head: Uint8Array;
+  sab: SharedArrayBuffer;
+  off: number;
+  len: number;
   pos: number;
   lines: number;
   lastSeq: number;
@@ -167,9 +174,15 @@ export class Journal {
   private pending: Pending[] = [];
   private pendingBytes = 0;
   private immediate: NodeJS.Immediate | null = null;
+  /** Sends held-back records once POST_GAP_MS have passed since the last message. */
+  private postTimer: NodeJS.Timeout | undefined;
+  private lastPostAt = 0;
   private inflight: InFlight[] = [];
   private inflightBytes = 0;
   private sentMsgs = 0;
+  /** The chunks the writer holds, by id: those of the last write message (see post()). */
+  private writerChunks = new Map<SharedArrayBuffer, number>();
+  private lastChunkId = 0;
   private retentionTimer: NodeJS.Timeout | null = null;
 
   private seq = 0;
@@ -473,8 +486,27 @@ export class Journal {
 
   private readonly tick = (): void => {
     this.immediate = null;
-    this.post();
+    if (this.postSoon()) this.post();
   };
+
+  /** Whether this turn's records go to the writer now. A write message wakes the writer
+   *  thread, and on a busy machine the wake-up costs the main thread its core for a while:
+   *  at line rate, one message per turn took a fifth of its time. So while the writer is
+   *  still busy, or a message left less than POST_GAP_MS ago, records join the next
+   *  message — sent when the writer reports 'written', when the gap has passed (timer) or
+   *  once POST_BYTES are pending. A lone line to an idle writer goes at once. 'always'
+   *  posts every turn: its acks wait for the disk, and its fsyncs are what batch. */
+  private postSoon(): boolean {
+    if (this.policy === 'always') return true;
+    if (Atomics.load(this.ctl, CTL_WRITTEN) < this.sentMsgs) return false;
+    const wait = this.lastPostAt + POST_GAP_MS - Date.now();
+    if (wait <= 0) return true;
+    this.postTimer ??= setTimeout(() => {
+      this.postTimer = undefined;
+      this.post();
+    }, wait);
+    return false;
+  }
 
   /** Post this turn's records to the writer (one message per run of one segment). */
   private post(): void {
@@ -490,12 +522,45 @@ export class Journal {
       bytes += it.bytes;
       lines += it.lines;
     }
+    this.lastPostAt = Date.now();
     const msg = ++this.sentMsgs;
     this.inflight.push({ msg, lastSeq: last.lastSeq, lines, bytes, releases: items.map((it) => it.release) });
     this.inflightBytes += bytes;
     this.worker!.ref();
-    // Heads are small and may share Buffer's pool: they are copied, not transferred.
-    this.send({ op: 'write', segNo: seg.no, pos: items[0].pos, lastSeq: last.lastSeq, items: items.map((it) => ({ head: it.head, sab: it.sab, off: it.off, len: it.len })) });
+    // One message whatever the record count: the heads packed into one buffer,
+    // each record's data named by (chunk id, offset, length), and a chunk's
+    // SharedArrayBuffer sent only when the writer does not hold it (the chunks of the last
+    // message; the others it is told to forget, so it never keeps a chunk alive). Cloning a
+    // SharedArrayBuffer and a pooled head per record cost the main thread more than the
+    // rest of the journal's work at line rate.
+    let headBytes = 0;
+    for (const it of items) headBytes += it.head.length;
+    const heads = new Uint8Array(headBytes);
+    const table = new Float64Array(items.length * WRITE_TABLE_STRIDE);
+    const used = new Map<SharedArrayBuffer, number>();
+    const chunks: Array<{ id: number; sab: SharedArrayBuffer }> = [];
+    let hoff = 0;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      let id = used.get(it.sab);
+      if (id === undefined) {
+        id = this.writerChunks.get(it.sab);
+        if (id === undefined) chunks.push({ id: (id = ++this.lastChunkId), sab: it.sab });
+        used.set(it.sab, id);
+      }
+      heads.set(it.head, hoff);
+      hoff += it.head.length;
+      const t = i * WRITE_TABLE_STRIDE;
+      table[t] = it.head.length;
+      table[t + 1] = id;
+      table[t + 2] = it.off;
+      table[t + 3] = it.len;
+    }
+    const forget: number[] = [];
+    for (const [sab, id] of this.writerChunks) if (!used.has(sab)) forget.push(id);
+    this.writerChunks = used;
+    // (copied, not transferred: for a few KiB a copy costs less than detaching)
+    this.send({ op: 'write', segNo: seg.no, pos: items[0].pos, lastSeq: last.lastSeq, heads, table, chunks, forget });
     if (this.inflightBytes > WRITER_BACKLOG) this.waitWriter(() => this.inflightBytesNow() <= WRITER_BACKLOG / 2);
   }
 
@@ -527,6 +592,8 @@ export class Journal {
         }
         if (e.seq > this.writtenSeq) this.writtenSeq = e.seq;
         this.wakeReaders();
+        // the records held back while the writer was busy (postSoon)
+        if (this.pending.length > 0 && !this.closed && this.postSoon()) this.post();
         // Not while closing: the process must stay up until the writer says 'closed'.
         if (this.inflight.length === 0 && this.pending.length === 0 && this.closeResolve === null) this.worker?.unref();
         if (this.policy !== 'always') this.notify(this.writtenSeq);
@@ -610,6 +677,10 @@ export class Journal {
   flush(): void {
     if (this.closed) return;
     this.own?.cut();
+    if (this.postTimer !== undefined) {
+      clearTimeout(this.postTimer);
+      this.postTimer = undefined;
+    }
     if (this.immediate !== null) {
       clearImmediate(this.immediate);
       this.immediate = null;

@@ -1,16 +1,24 @@
 // Messages between the journal (main thread) and its writer thread (writer-worker.ts).
 import type { FsyncPolicy } from './journal';
 
-export interface WriteItem {
-  head: Uint8Array;
-  sab: SharedArrayBuffer;
-  off: number;
-  len: number;
-}
+/** A write message's `table`: per record, its head's length in `heads`, then the id of the
+ *  chunk holding its data, the data's offset in that chunk and its length. */
+export const WRITE_TABLE_STRIDE = 4;
 
 export type WriterOp =
   | { op: 'open'; segNo: number; path: string; header: Uint8Array | null; size: number }
-  | { op: 'write'; segNo: number; pos: number; items: WriteItem[]; lastSeq: number }
+  | {
+      op: 'write';
+      segNo: number;
+      pos: number;
+      lastSeq: number;
+      /** The records' heads back to back (CRC fields 0: the writer seals them). */
+      heads: Uint8Array;
+      table: Float64Array;
+      /** Chunks the writer does not hold yet; `forget`: ids it may drop. */
+      chunks: Array<{ id: number; sab: SharedArrayBuffer }>;
+      forget: number[];
+    }
   | { op: 'retire'; segNo: number }
   | { op: 'unlink'; paths: string[] }
   | { op: 'writeFile'; path: string; data: Uint8Array }

@@ -11,13 +11,15 @@ import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { sealRecord } from './format';
-import { CTL_FAILED, CTL_WRITTEN, type WriterData, type WriterEvent, type WriterOp } from './writer-protocol';
+import { CTL_FAILED, CTL_WRITTEN, WRITE_TABLE_STRIDE, type WriterData, type WriterEvent, type WriterOp } from './writer-protocol';
 
 const IOV_MAX = 1024;
 
 const data = workerData as WriterData;
 const ctl = new Int32Array(data.ctl);
 const fdsOpen = new Map<number, number>();
+/** The store chunks the lines are written from, by the ids the main thread gave them. */
+const chunks = new Map<number, SharedArrayBuffer>();
 /** Finished segments owed an fsync by the next group commit ('always'). */
 const retired: number[] = [];
 let active = -1;
@@ -54,10 +56,17 @@ function buf(u: Uint8Array): Buffer {
 function doWrite(op: Extract<WriterOp, { op: 'write' }>): void {
   const fd = fdsOpen.get(op.segNo);
   if (fd === undefined) throw new Error(`journal writer: segment ${op.segNo} is not open`);
+  for (const id of op.forget) chunks.delete(id);
+  for (const c of op.chunks) chunks.set(c.id, c.sab);
+  const heads = buf(op.heads);
+  const t = op.table;
   const iov: Buffer[] = [];
-  for (const it of op.items) {
-    const head = buf(it.head);
-    const bytes = Buffer.from(it.sab, it.off, it.len);
+  for (let i = 0, hoff = 0; i < t.length; i += WRITE_TABLE_STRIDE) {
+    const head = heads.subarray(hoff, hoff + t[i]);
+    hoff += t[i];
+    const sab = chunks.get(t[i + 1]);
+    if (sab === undefined) throw new Error(`journal writer: chunk ${t[i + 1]} is not known`);
+    const bytes = Buffer.from(sab, t[i + 2], t[i + 3]);
     sealRecord(head, bytes);
     iov.push(head, bytes);
   }
