@@ -50,7 +50,7 @@ describe('store bench --quick', function () {
 
   before(function () {
     const cli = path.resolve(__dirname, '..', 'src', 'store', 'cli.js');
-    const args = ['--quick', '--peers', peers.join(','), '--duration', '0.2', '--query-lines', '20k', '--history-lines', '20k', '--scan-ingest', '0.2', '--out', out];
+    const args = ['--quick', '--peers', peers.join(','), '--duration', '0.2', '--query-lines', '10k', '--history-lines', '10k', '--scan-ingest', '0.2', '--out', out];
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 110000 });
     stdout = r.stdout;
     if (r.status !== 0) throw new Error(`store bench --quick exited ${r.status ?? r.signal}: ${r.stderr.slice(-2000)}`);
