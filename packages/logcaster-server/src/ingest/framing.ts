@@ -51,8 +51,10 @@ export class LineFramer {
   private carryLen = 0;
   /** Bytes of the current line/frame dropped past the carry limit. */
   private discarded = 0;
-  /** Last discarded byte was CR (it does not count as content). */
-  private discardedCR = false;
+  /** The last two bytes appended to the current line/frame, kept or discarded (-1:
+   *  none): a line ending that fell into the discarded part is not content. */
+  private tail1 = -1;
+  private tail2 = -1;
   // octet-counting state
   private inHeader = true;
   private header = 0;
@@ -137,6 +139,7 @@ export class LineFramer {
     if (this.carryLen > 0) {
       prefix = Buffer.from(this.carry!.subarray(0, this.carryLen));
       this.carryLen = 0;
+      this.tail1 = this.tail2 = -1;
     }
     if (decided === MODE_LF) {
       if (prefix) this.pushLf(prefix, 0);
@@ -222,11 +225,12 @@ export class LineFramer {
   private appendCarry(src: Buffer, start: number, end: number): void {
     let len = end - start;
     if (len <= 0) return;
+    this.tail2 = len >= 2 ? src[end - 2] : this.tail1;
+    this.tail1 = src[end - 1];
     const limit = this.maxLine + 2;
     const room = limit - this.carryLen;
     if (len > room) {
       this.discarded += len - room;
-      this.discardedCR = src[end - 1] === CR;
       end = start + room;
       len = room;
       if (len <= 0) return;
@@ -248,19 +252,24 @@ export class LineFramer {
   private emitCarry(octet: boolean): void {
     if (this.carryLen === 0 && this.discarded === 0) return;
     const carry = this.carry!;
-    let extra = this.discarded;
+    const dropped = this.discarded;
+    let extra = dropped;
     const len = this.carryLen;
     if (extra > 0) {
-      // Trailing line-ending bytes that fell into the discarded part are not content.
-      if (this.discardedCR && !octet) extra--;
+      // The line ending is not content, as emit() strips it from a line that arrived
+      // whole (a frame's LF and a CR before it; a line's CR before its LF). The carry
+      // is full here, so the ending lies past anything kept.
+      if (octet) extra -= this.tail1 === LF ? (this.tail2 === CR ? 2 : 1) : this.tail1 === CR ? 1 : 0;
+      else if (this.tail1 === CR) extra--;
     }
     this.carryLen = 0;
     this.discarded = 0;
-    this.discardedCR = false;
-    if (extra === 0) {
+    this.tail1 = this.tail2 = -1;
+    if (dropped === 0) {
       this.emit(carry, 0, len, 0, octet);
     } else {
-      // Over-long: everything in the carry is content (no room was left for an ending).
+      // Over-long: everything in the carry is content (the ending, if any, was
+      // dropped past it and taken off `extra`, which may be -1: a CR kept, its LF not).
       this.emit(carry, 0, len, extra, octet, true);
     }
     // Do not let one long line pin a big buffer on an idle connection.

@@ -68,6 +68,25 @@ describe('LineFramer', () => {
     expect(frame([line.slice(0, 4), `${line.slice(4)}z\r`, '\n'], 10).lines[0]).to.deep.equal({ text: line, truncated: 1 });
   });
 
+  it('counts the same dropped bytes for an over-long line however it is split: its line ending is not content (found by the parser fuzzer)', () => {
+    // [input, max-line, kept, dropped]: an octet frame's LF (and a CR before it) and a
+    // line's CR before its LF are not content, whether they arrive with the line or
+    // fall into the part dropped past max-line; a CR that is content stays counted.
+    const cases: [string, string, number][] = [
+      [`20 ${'x'.repeat(19)}\n`, 'x'.repeat(16), 3],
+      [`21 ${'x'.repeat(19)}\r\n`, 'x'.repeat(16), 3],
+      [`19 ${'x'.repeat(18)}\n`, 'x'.repeat(16), 2],
+      [`${'x'.repeat(17)}\r\r\n`, 'x'.repeat(16), 2],
+      [`${'x'.repeat(19)}\r\n`, 'x'.repeat(16), 3],
+    ];
+    for (const [input, kept, dropped] of cases) {
+      for (let i = 0; i <= input.length; i++) {
+        const parts = i === 0 ? [input] : [input.slice(0, i), input.slice(i)];
+        expect(frame(parts, 16).lines, `${JSON.stringify(input)} split at ${i}`).to.deep.equal([{ text: kept, truncated: dropped }]);
+      }
+    }
+  });
+
   it('never cuts inside a UTF-8 character', () => {
     const s = Buffer.from('aé€😀', 'utf8'); // 1 + 2 + 3 + 4 bytes
     expect(utf8Cut(s, 0, s.length, 2)).to.equal(1);
