@@ -16,3 +16,5 @@ export * from './rsyslog';
 export * from './pki';
 export * from './tls-peer';
 export * from './openssl-client';
+export * from './fuzz';
+export * from './tiny-window';

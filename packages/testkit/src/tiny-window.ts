@@ -1,0 +1,86 @@
+// A TCP client with a tiny receive window, which node:net cannot make (it has no
+// SO_RCVBUF for TCP): python3 sets SO_RCVBUF before connecting, so the kernel
+// advertises a window of a few KiB and the server's writes meet a full peer at once.
+// It sends its stdin on one thread (then half-closes, like `nc -N`) while the main
+// thread reads `chunk` bytes at a time with a pause between reads; what it received is
+// written to its stdout.
+import { spawn, spawnSync } from 'node:child_process';
+
+const SCRIPT = `
+import socket, sys, threading, time
+host, port, rcvbuf, chunk, pause_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+data = sys.stdin.buffer.read()
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+s.connect((host, port))
+def send():
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+t = threading.Thread(target=send, daemon=True)
+t.start()
+out = sys.stdout.buffer
+while True:
+    try:
+        b = s.recv(chunk)
+    except OSError:
+        break
+    if not b:
+        break
+    out.write(b)
+    if pause_ms > 0:
+        time.sleep(pause_ms / 1000)
+out.flush()
+`;
+
+let checked: string | null | undefined;
+
+/** null when python3 can run the tiny-window client, else why not. */
+export function tinyWindowUnavailable(): string | null {
+  if (checked === undefined) {
+    const r = spawnSync('python3', ['-c', 'import socket, threading'], { encoding: 'utf8' });
+    checked = r.error ? 'python3 is not installed' : r.status === 0 ? null : `python3 cannot import socket/threading: ${r.stderr}`;
+  }
+  return checked;
+}
+
+export interface TinyWindowOptions {
+  /** SO_RCVBUF asked for (Linux doubles it and applies a minimum of ~2 KiB). */
+  recvBuffer?: number;
+  /** Bytes per recv(). */
+  chunk?: number;
+  /** ms between reads. */
+  pauseMs?: number;
+  timeoutMs?: number;
+}
+
+/** Sends `input` to 127.0.0.1:`port` from a tiny-window client, half-closes, reads
+ *  slowly until the server closes; resolves with everything received. */
+export function runTinyWindowClient(port: number, input: Buffer, o: TinyWindowOptions = {}): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const args = ['-c', SCRIPT, '127.0.0.1', String(port), String(o.recvBuffer ?? 1024), String(o.chunk ?? 512), String(o.pauseMs ?? 1)];
+    const child = spawn('python3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    const timeoutMs = o.timeoutMs ?? 60000;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tiny-window client did not finish within ${timeoutMs} ms (received ${Buffer.concat(out).length} bytes)`));
+    }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(new Error(`tiny-window client exited ${code}: ${err}`));
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+  });
+}
