@@ -65,10 +65,11 @@ function ackClient(port: number, rng: Rng, iter: number, client: number, count: 
     s.on('error', () => {});
     s.on('close', () => resolve({ acked: oks, sent: count }));
     s.once('connect', async () => {
-      for (const p of randomSplit(rng, data, 20)) {
+      // Paced over ~0.5 s, so that the kill (0-500 ms in) mostly lands mid-stream.
+      for (const p of randomSplit(rng, data, 50)) {
         if (s.destroyed) return;
         s.write(p);
-        if (rng.chance(0.3)) await delay(rng.range(0, 20));
+        await delay(rng.range(2, 20));
       }
       s.end();
     });
