@@ -70,8 +70,15 @@ function checkStored(byId: Map<string, Buffer[]>, outcomes: IngestOutcome[], tag
     for (let i = 0; i < o.lines.length; i++) {
       const id = `${tag}-${o.client}-${i}`;
       known.add(id);
-      const got = byId.get(id) ?? [];
+      let got = byId.get(id) ?? [];
       const where = `seed ${seed}, ${o.behaviour}, line ${i}`;
+      if (!o.mustStore && got.length === 2) {
+        // The cut last line of a reset client may end inside its id, where it reads as
+        // an earlier line's id ("…-1-6" of "…-1-63 …"): that one is the cut, not a copy.
+        const isCut = (e: Buffer): boolean => o.lines.some((l, j) => j > i && l.length > e.length && l.subarray(0, e.length).equals(e));
+        const cut = got.findIndex(isCut);
+        if (cut >= 0) got = got.filter((_, k) => k !== cut);
+      }
       if (got.length > 1) throw new Error(`${where}: stored ${got.length} times`);
       if (o.mustStore && got.length === 0) throw new Error(`${where}: sent before a clean FIN and acknowledged, but not stored`);
       if (got.length === 0) continue;
