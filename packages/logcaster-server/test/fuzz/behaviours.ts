@@ -3,7 +3,7 @@
 // sent and whether they had to be stored, the acks or answers it received).
 import { connect, type Socket } from 'node:net';
 
-import { delay, HOST, randomSplit, runTinyWindowClient, type Rng } from '@logcaster/testkit';
+import { delay, HOST, randomSplit, runTinyWindowClient, tinyWindowUnavailable, type Rng } from '@logcaster/testkit';
 
 import { checkAnswers, type Expected } from './answers';
 
@@ -136,7 +136,7 @@ export async function ingestClient(t: FuzzTarget, rng: Rng, client: number): Pro
   if (framing !== 'octet' && rng.chance(0.2)) wire.pop();
   const data = Buffer.concat(wire);
 
-  if (rng.chance(0.08)) return tinyWindowIngest(t, rng, client, lines, data, framing);
+  if (rng.chance(0.08) && tinyWindowUnavailable() === null) return tinyWindowIngest(t, rng, client, lines, data, framing);
 
   const reset = rng.chance(0.15);
   const behaviour = `ingest client ${client}: ${count} ${framing} lines${huge.size ? ` (${huge.size} huge)` : ''}${reset ? ', reset part-way' : ''}`;
@@ -216,7 +216,8 @@ export async function queryClient(t: FuzzTarget, rng: Rng, index: number, client
     cmds.splice(at, 0, 'SEARCH ' + 'x'.repeat(rng.range(64 * 1024, 200 * 1024)));
     expected.splice(at, 0, { kind: 'tooLong' });
   }
-  const ending = rng.weighted([['fin-now', 4], ['fin-later', 2], ['quit', 1], ['reset', 1], ['tiny', 1]] as const);
+  const tiny = tinyWindowUnavailable() === null ? 1 : 0;
+  const ending = rng.weighted([['fin-now', 4], ['fin-later', 2], ['quit', 1], ['reset', 1], ['tiny', tiny]] as const);
   if (ending === 'quit') {
     cmds.push('QUIT', 'COUNT'); // the COUNT after QUIT is never answered
     expected.push({ kind: 'quit' }, { kind: 'count' });

@@ -13,7 +13,7 @@
 // that long per backend, LOGCASTER_FUZZ_SEED=<n> replays a run.
 import { expect } from 'chai';
 
-import { fuzzLongSeconds, fuzzSeed, itOnEachBackend, processFdTargets, processRss, processSockets, Rng, rmDir, sendAndClose, tmpDir, waitFor } from '@logcaster/testkit';
+import { fuzzLongSeconds, fuzzSeed, itOnEachBackend, tinyWindowUnavailable, processFdTargets, processRss, processSockets, Rng, rmDir, sendAndClose, tmpDir, waitFor } from '@logcaster/testkit';
 
 import { startCli, type Running } from '../support/cli';
 import { checkAnswers } from './answers';
@@ -232,7 +232,7 @@ describe('fuzz: client behaviours against a logcaster child, on every backend', 
     console.log(
       `      ${rounds} rounds${epoch ? ` in ${epoch + 1} epochs` : ''}, ${clients} ingest clients (${sent} lines, ${stored} stored, ${truncated} truncated), ` +
         `${queryClients} query clients (${answered} commands answered), fsync ${fsync}; ` +
-        `RSS ${(baseRss / 2 ** 20).toFixed(0)} → max ${(maxRss / 2 ** 20).toFixed(0)} MiB, sockets ${baseSockets}`,
+        `${tinyWindowUnavailable() ? `tiny-window clients skipped (${tinyWindowUnavailable()}); ` : ''}RSS ${(baseRss / 2 ** 20).toFixed(0)} → max ${(maxRss / 2 ** 20).toFixed(0)} MiB, sockets ${baseSockets}`,
     );
     expect(line, 'exceptions the server isolated').to.match(/ Errors=0,/);
     expect(stored, 'lines stored').to.be.greaterThan(0);
