@@ -36,6 +36,11 @@ npx --no-install c8 --reporter=text-summary --reporter=html --reporter=json-summ
   mocha "${tests[@]}" || status=$?
 
 unset CXXFLAGS LDFLAGS
+# Counts whose notes file is gone belong to a build some test replaced mid-run (the io_uring
+# packaging test's clean prebuildify compile): they cannot be read, so they are left out, named.
+find packages -name '*.gcda' | while read -r f; do
+  [ -f "${f%.gcda}.gcno" ] || { echo "coverage: left out $f (its build was replaced during the run)" >&2; rm -f "$f"; }
+done
 lcov --quiet --capture --directory packages --output-file coverage/native-all.info
 lcov --quiet --extract coverage/native-all.info '*/packages/core/native/*' '*/packages/backend-*/src/*' \
   --output-file coverage/native.info
