@@ -6,7 +6,9 @@
 // "<pid> <start time>": written completely under a temporary name, then linked into
 // place, so it exists whole or not at all. A lock whose process is gone (kill -9, a
 // crash) is stale and taken over; the start time (from /proc, where there is one) tells
-// a recycled pid from the owner.
+// a recycled pid from the owner. On a full disk, where even those few bytes find no
+// block, the lock is a symbolic link whose target is that text (kept in the inode, as
+// Emacs does for its lock files), so a server still starts and serves what is stored.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -100,10 +102,16 @@ interface Owner {
 function readOwner(file: string): Owner | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = fs.readlinkSync(file, 'utf8'); // the lock taken on a full disk
   } catch (e) {
     if (errno(e)?.code === 'ENOENT') return undefined;
-    throw e;
+    if (errno(e)?.code !== 'EINVAL') throw e;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e2) {
+      if (errno(e2)?.code === 'ENOENT') return undefined;
+      throw e2;
+    }
   }
   const [pid, start] = text.trim().split(/\s+/);
   return { pid: Number(pid), start: start === '' ? undefined : start, text };
@@ -123,17 +131,23 @@ export class DataDirLock {
   static acquire(dir: string): DataDirLock {
     ensureDir(dir);
     const file = path.join(dir, LOCK_FILE);
-    const content = `${process.pid} ${startTime(process.pid) ?? ''}\n`;
+    let content = `${process.pid} ${startTime(process.pid) ?? ''}\n`;
     const tmp = path.join(dir, `${LOCK_FILE}.${process.pid}.tmp`);
+    let asLink = false;
     try {
       fs.writeFileSync(tmp, content, { mode: 0o644 });
     } catch (e) {
-      throw new DataDirError(dir, errno(e), `cannot write in data dir ${dir}: ${(e as Error).message}`);
+      const code = errno(e)?.code;
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw new DataDirError(dir, errno(e), `cannot write in data dir ${dir}: ${(e as Error).message}`);
+      fs.rmSync(tmp, { force: true });
+      asLink = true;
+      content = content.trim();
     }
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
         try {
-          fs.linkSync(tmp, file);
+          if (asLink) fs.symlinkSync(content, file);
+          else fs.linkSync(tmp, file);
           heldHere.add(file);
           return new DataDirLock(dir, file, content);
         } catch (e) {

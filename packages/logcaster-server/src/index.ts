@@ -1,6 +1,6 @@
 // @logcaster/server: the LogCaster log collection server, embeddable.
 export { createLogCaster, LogCaster, LogLine } from './server';
-export type { LogCasterOptions, LogCasterStats, StartInfo } from './server';
+export type { LogCasterOptions, LogCasterStats, PersistenceEvent, StartInfo } from './server';
 export type { SyslogHeader } from './query/syslog';
 export { parseSyslog } from './query/syslog';
 export { LineFramer } from './ingest/framing';

@@ -187,6 +187,14 @@ export interface LogCasterStats {
   regexTimeouts: number;
   persisted: number;
   persistedBytes: number;
+  /** 'off' (memory only), 'ok', 'stalled' (disk full: lines wait in memory, retried every
+   *  second) or 'failed' (any other I/O error: nothing more is persisted until restart). */
+  persisting: 'off' | 'ok' | 'stalled' | 'failed';
+  /** While stalled or failed: the code and the file, e.g. `ENOSPC on /data/logcaster-000000000003.log`. */
+  persistError: string | undefined;
+  /** Lines stored in memory that will never reach the disk (journal failed, or more
+   *  than 64 MiB waited on a full disk). */
+  persistDropped: number;
   reloaded: number;
   tornSkipped: number;
   /** Disk groups keyword queries did not read: their token filter ruled the keywords out. */
@@ -216,8 +224,22 @@ export class LogLine {
   }
 }
 
+/** What the 'persistence' event reports: lines stopped reaching the disk, or again do. */
+export interface PersistenceEvent {
+  /** 'stalled': the disk is full, lines wait in memory and are written once space
+   *  returns; 'resumed': they were; 'failed': an I/O error, nothing more is persisted. */
+  state: 'stalled' | 'resumed' | 'failed';
+  /** For 'stalled' and 'failed': the error, with `code` and `path` (the file). */
+  error?: NodeJS.ErrnoException;
+  /** Lines that will never reach the disk, so far. */
+  dropped: number;
+}
+
 export declare interface LogCaster {
   on(event: 'line', listener: (entry: LogLine) => void): this;
+  /** The journal stopped persisting (disk full, I/O error) or resumed. Without a
+   *  listener, a process warning. */
+  on(event: 'persistence', listener: (e: PersistenceEvent) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
   /** Failed AUTH attempts and connections refused by an allow list. */
   on(event: 'access', listener: (e: AccessEvent) => void): this;
@@ -450,6 +472,36 @@ export class LogCaster extends EventEmitter {
     this.engine!.attachHistory(journal);
     this.ingest!.attachJournal(journal);
     this.relp?.attachJournal(journal);
+    journal.onStall((stall) => {
+      const problem = stall === null ? null : persistProblem(stall.error);
+      this.ingest?.setPersistProblem(problem, stall?.writtenSeq ?? 0);
+      this.relp?.setPersistProblem(problem, stall?.writtenSeq ?? 0);
+      this.tellPersistence(stall === null ? { state: 'resumed', dropped: journal.detailedStats.droppedLines } : { state: 'stalled', error: stall.error, dropped: journal.detailedStats.droppedLines });
+    });
+    journal.onError((err) => {
+      const problem = persistProblem(err);
+      this.ingest?.setPersistProblem(problem, journal.durableSeq);
+      this.relp?.setPersistProblem(problem, journal.durableSeq);
+      this.tellPersistence({ state: 'failed', error: err, dropped: journal.detailedStats.droppedLines });
+    });
+  }
+
+  private tellPersistence(e: PersistenceEvent): void {
+    if (this.listenerCount('persistence') > 0) {
+      this.emit('persistence', e);
+      return;
+    }
+    const what = e.state === 'resumed' ? 'persistence resumed' : `persistence ${e.state}: ${persistProblem(e.error!)}`;
+    process.emitWarning(`LogCaster: ${what} (${e.dropped} lines not persisted so far)`, 'LogCasterWarning');
+  }
+
+  /** How the journal is doing, for STATS and /ready. */
+  private persistence(): { state: LogCasterStats['persisting']; problem: string | undefined } {
+    const j = this.journal;
+    if (!j) return { state: 'off', problem: undefined };
+    if (j.error) return { state: 'failed', problem: persistProblem(j.error) };
+    if (j.stall) return { state: 'stalled', problem: persistProblem(j.stall.error) };
+    return { state: 'ok', problem: undefined };
   }
 
   /** CLEAR: every retained line goes, in memory and on disk. Returns how many. */
@@ -559,6 +611,7 @@ export class LogCaster extends EventEmitter {
     const c = this.ingest?.counters;
     const js = this.journal?.stats;
     const rs = this.tls ? this.reactor?.stats() : undefined;
+    const p = this.persistence();
     return {
       total: this.store.total + this.reloaded,
       dropped: this.journal ? this.journal.detailedStats.retiredLines + this.journal.detailedStats.droppedLines : this.store.dropped,
@@ -595,6 +648,9 @@ export class LogCaster extends EventEmitter {
       regexTimeouts: this.engine?.regexTimeouts ?? 0,
       persisted: js?.persistedLines ?? 0,
       persistedBytes: js?.persistedBytes ?? 0,
+      persisting: p.state,
+      persistError: p.problem,
+      persistDropped: this.journal?.detailedStats.droppedLines ?? 0,
       reloaded: this.reloaded,
       tornSkipped: this.tornSkipped,
       historyGroupsSkipped: this.engine?.groupsSkipped ?? 0,
@@ -610,6 +666,7 @@ export class LogCaster extends EventEmitter {
       `STATS: Total=${s.total}, Dropped=${s.dropped}, Current=${s.current}, Clients=${s.clients}, ` +
       `Backend=${s.backend}, Connections=${s.connections}, Rejected=${s.rejected}, LinesReceived=${s.linesReceived}, ` +
       `BytesReceived=${s.bytesReceived}, Truncated=${s.truncated}, Persisted=${s.persisted}, PersistedBytes=${s.persistedBytes}, ` +
+      `Persisting=${s.persisting}${s.persistError ? ` (${s.persistError.replace(/, /g, ' ')})` : ''}, PersistDropped=${s.persistDropped}, ` +
       `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, QueryClients=${s.queryClients}, QueryRejected=${s.queryRejected}, ` +
       `AuthFailures=${s.authFailures}, AuthRequired=${s.authRequired}, IngestDenied=${s.ingestDenied}, QueryDenied=${s.queryDenied}, ` +
       `UdpReceived=${s.udpReceived}, UdpTruncated=${s.udpTruncated}, UdpDropped=${s.udpDropped}, ` +
@@ -629,7 +686,7 @@ export class LogCaster extends EventEmitter {
       startedAtMs: this.startedAt,
       store: this.store,
       ingest: this.ingest?.counters,
-      journal: j ? { ...j.detailedStats, failed: j.error !== null } : undefined,
+      journal: j ? { ...j.detailedStats, failed: j.error !== null, stalled: j.stall !== null } : undefined,
       queryConnections: this.query?.conns.size ?? 0,
       http: this.httpPort?.handler.counters,
       tailSubscribers: this.httpPort?.tail.size ?? 0,
@@ -648,6 +705,7 @@ export class LogCaster extends EventEmitter {
     const j = this.journal;
     if (j) {
       if (j.error) checks.journal = `journal failed: ${j.error.message}`;
+      else if (j.stall) checks.journal = `disk full, lines wait in memory: ${j.stall.error.message}`;
       else {
         try {
           await access(this.dataDir!, fsConstants.W_OK);
@@ -728,6 +786,11 @@ export class LogCaster extends EventEmitter {
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION: string = (require('../../package.json') as { version: string }).version;
+/** `ENOSPC on /data/logcaster-000000000003.log`: what STATS, acks and warnings say. */
+function persistProblem(err: NodeJS.ErrnoException): string {
+  return `${err.code ?? err.message}${err.path !== undefined ? ` on ${err.path}` : ''}`;
+}
+
 /** '@name' is the CLI's spelling of a Linux abstract socket name ('\0name'). */
 function unixPath(p: string): string {
   return p.startsWith('@') ? `\0${p.slice(1)}` : p;

@@ -37,3 +37,30 @@ export function smallFilesystem(bytes: number): SmallFilesystem | string {
     },
   };
 }
+
+/** Bytes an unprivileged writer may still put on the filesystem of `dir`. */
+export function freeBytes(dir: string): number {
+  const s = fs.statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+/** Fill the filesystem of `dir` with one file (`<dir>/filler`, returned), leaving about
+ *  `leave` bytes free (0: until ENOSPC). Removing the file gives the space back. */
+export function fillFilesystem(dir: string, leave = 0): string {
+  const file = path.join(dir, 'filler');
+  const fd = fs.openSync(file, 'a');
+  try {
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    for (let want = freeBytes(dir) - leave; want > 0; want -= chunk.length) {
+      try {
+        fs.writeSync(fd, chunk, 0, Math.min(chunk.length, want));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOSPC') break;
+        throw e;
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return file;
+}

@@ -4,7 +4,7 @@ import { isIPv6 } from 'node:net';
 import { accessLogger } from '../access/access-log';
 import { cliTokenSources } from '../access/config';
 import { DataDirLockedError } from '../data-dir';
-import { LogCaster } from '../server';
+import { LogCaster, type PersistenceEvent } from '../server';
 import { parseCli, USAGE } from './args';
 import { COMMANDS_HELP, isClientCommand, runClient } from './client';
 
@@ -39,6 +39,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   server.on('error', (err: Error) => process.stderr.write(`logcaster: ${err.stack ?? err.message}\n`));
+  server.on('persistence', (e: PersistenceEvent) => {
+    const what = e.state === 'resumed' ? 'persistence resumed: the lines kept in memory are written' : e.state === 'stalled' ? 'disk full, lines are kept in memory and written once space returns' : 'persistence failed, lines are kept in memory only until restart';
+    process.stderr.write(`logcaster: ${what}${e.error ? ` (${e.error.message})` : ''}; ${e.dropped} lines not persisted so far\n`);
+  });
   server.on('access', accessLogger((line) => process.stderr.write(`logcaster: ${line}\n`)));
   let info;
   try {

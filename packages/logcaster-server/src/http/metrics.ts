@@ -24,7 +24,7 @@ export interface MetricsSources {
   startedAtMs: number;
   store: LogStore;
   ingest: IngestCounters | undefined;
-  journal: (JournalDetailedStats & { failed: boolean }) | undefined;
+  journal: (JournalDetailedStats & { failed: boolean; stalled: boolean }) | undefined;
   queryConnections: number;
   http: HttpCounters | undefined;
   tailSubscribers: number;
@@ -82,8 +82,9 @@ export class ServerMetrics {
     const j = s.journal;
     if (j) {
       e.counter('logcaster_persisted_lines_total', 'Lines written to the journal.', j.persistedLines);
-      e.counter('logcaster_persist_failed_lines_total', 'Lines not persisted because the journal had failed.', j.droppedLines);
+      e.counter('logcaster_persist_failed_lines_total', 'Lines that will not be persisted: the journal failed, or too many waited on a full disk.', j.droppedLines);
       e.gauge('logcaster_journal_failed', '1 when the journal hit an I/O error and stopped persisting.', j.failed ? 1 : 0);
+      e.gauge('logcaster_journal_stalled', '1 while the disk is full: lines wait in memory and are written once space returns.', j.stalled ? 1 : 0);
       e.counter('logcaster_journal_written_bytes_total', 'Bytes (framing included) written to the journal.', j.persistedBytes);
       e.gauge('logcaster_journal_segments', 'Journal segment files in the data directory.', j.files);
       e.counter('logcaster_journal_fsyncs_total', 'fsync calls on journal segments.', j.fsyncs);

@@ -13,6 +13,11 @@ import { LineFramer, truncationMarker } from './framing';
 
 export const CAPACITY_MESSAGE = 'ERROR: Server at capacity. Try again later.\n';
 
+/** Told to an ack client whose lines cannot be put on disk (after the OKs it is owed). */
+export function persistErrorLine(problem: string): string {
+  return `ERROR: persistence failed: ${problem}; lines after the last OK are not on disk\n`;
+}
+
 export interface IngestOptions {
   maxLine: number;
   maxClients: number;
@@ -63,6 +68,9 @@ class IngestConn {
   lastJournalSeq = -1;
   /** Acks that could not be written yet because the send queue was full. */
   timeouts = 0;
+  /** Persistence failed for lines of this client that are not acknowledged: it is told
+   *  so (after the acks it is still owed) and closed. */
+  persistError: string | undefined;
   closed = false;
   constructor(
     readonly conn: Connection,
@@ -105,6 +113,8 @@ export class IngestPort implements Handler {
   private now = 0;
 
   private journal: Journal | undefined;
+  /** Why lines are not reaching the disk now (disk full, journal failed), or null. */
+  private persistProblem: string | null = null;
 
   constructor(
     private readonly opts: IngestOptions,
@@ -146,7 +156,9 @@ export class IngestPort implements Handler {
   onData(conn: Connection, data: Buffer): void {
     if (dropRefused(conn, false)) return;
     const c = ingestConn(conn);
-    if (!c || c.peerEnded) return;
+    // After the persistence error line: what it sends is not acknowledged, so not kept
+    // either (it sends it again to a server that can store it).
+    if (!c || c.peerEnded || c.persistError !== undefined) return;
     this.counters.bytesReceived += data.length;
     this.now = Date.now();
     this.counters.lastDataAt = this.now;
@@ -176,11 +188,41 @@ export class IngestPort implements Handler {
     this.endIfAnswered(c);
   }
 
-  /** After the peer's FIN: end once no ack is owed any more. */
+  /** After the peer's FIN, or a persistence failure: end once no ack is owed any more. */
   private endIfAnswered(c: IngestConn): void {
-    if (!c.peerEnded || c.ended || c.closed || c.pendingBatches > 0) return;
+    if (!(c.peerEnded || c.persistError !== undefined) || c.ended || c.closed || c.pendingBatches > 0) return;
     c.ended = true;
+    if (c.persistError !== undefined) {
+      try {
+        c.conn.write(persistErrorLine(c.persistError));
+      } catch {
+        return; // closed under us
+      }
+    }
     c.conn.end();
+  }
+
+  /**
+   * Acks after fsync: lines past `coveredSeq` (the last one written before the disk
+   * filled, or the last durable one when the journal failed) will not be acknowledged
+   * now. Each client owed such an ack gets the acks it is still owed up to there, then
+   * `ERROR: persistence failed: <why>` and the end of the connection; while `problem`
+   * lasts, so does every client that sends a line. `null`: lines reach the disk again.
+   */
+  setPersistProblem(problem: string | null, coveredSeq: number): void {
+    this.persistProblem = problem;
+    if (problem === null || !this.opts.ack || !this.opts.ackAfterDurable) return;
+    const q = this.pending;
+    let cut = q.length;
+    while (cut > this.pendingHead && q[cut - 1].seq > coveredSeq) cut--;
+    const told = new Set<IngestConn>();
+    for (let i = cut; i < q.length; i++) {
+      q[i].c.pendingBatches--;
+      q[i].c.persistError ??= problem;
+      told.add(q[i].c);
+    }
+    q.length = cut;
+    for (const c of told) this.endIfAnswered(c);
   }
 
   onTimeout(conn: Connection): void {
@@ -236,6 +278,10 @@ export class IngestPort implements Handler {
     }
     c.batchAcks = 0;
     if (this.journal && this.opts.ackAfterDurable) {
+      if (this.persistProblem !== null) {
+        c.persistError ??= this.persistProblem;
+        return this.endIfAnswered(c);
+      }
       this.pending.push({ c, seq: c.lastJournalSeq, count: n });
       c.pendingBatches++;
     } else {

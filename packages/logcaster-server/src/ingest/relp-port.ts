@@ -55,6 +55,8 @@ class RelpConn {
   closed = false;
   peerId = 0;
   peerName = '';
+  /** Its messages cannot reach the disk now: closed with serverclose once answered. */
+  persistFailed = false;
   readonly pending: Pending[] = [];
   constructor(
     readonly conn: Connection,
@@ -82,6 +84,8 @@ export class RelpPort implements Handler {
   /** Connections with responses waiting for the disk. */
   private readonly waiting = new Set<RelpConn>();
   private durableSeq = -1;
+  /** Why messages are not reaching the disk now (disk full, journal failed), or null. */
+  private persistProblem: string | null = null;
 
   private journal: Journal | undefined;
 
@@ -160,6 +164,8 @@ export class RelpPort implements Handler {
       }
       case 'syslog':
         if (!c.opened) return this.protocolError(c);
+        // Not acknowledged, so not stored: the sender sends it again after reconnecting.
+        if (this.persistProblem !== null && this.waitsForDisk) return this.giveUp(c);
         this.respond(c, this.store1(c, buf, start, end, dropped), rsp(txnr, '200 OK'));
         return;
       case 'close':
@@ -230,7 +236,35 @@ export class RelpPort implements Handler {
   private endIfAnswered(c: RelpConn): void {
     if (!c.done || c.ended || c.closed || c.pending.length > 0) return;
     c.ended = true;
-    c.conn.end();
+    if (c.persistFailed) c.conn.end(SERVERCLOSE);
+    else c.conn.end();
+  }
+
+  /** No more messages of `c` can be acknowledged: answer what can be, then serverclose
+   *  (the sender reconnects and resends what was not acknowledged). */
+  private giveUp(c: RelpConn): void {
+    c.done = true;
+    c.persistFailed = true;
+    if (c.pending.length === 0) this.waiting.delete(c);
+    this.endIfAnswered(c);
+  }
+
+  /**
+   * Acks after fsync: messages past `coveredSeq` (the last one written before the disk
+   * filled, or the last durable one when the journal failed) will not be acknowledged
+   * now; their senders are closed with serverclose once the earlier ones are answered,
+   * and so is every sender of a message while `problem` lasts. `null`: all is well again.
+   */
+  setPersistProblem(problem: string | null, coveredSeq: number): void {
+    this.persistProblem = problem;
+    if (problem === null || !this.waitsForDisk) return;
+    for (const c of [...this.waiting]) {
+      let i = 0;
+      while (i < c.pending.length && c.pending[i].seq <= coveredSeq) i++;
+      if (i === c.pending.length) continue;
+      c.pending.length = i;
+      this.giveUp(c);
+    }
   }
 
   private protocolError(c: RelpConn): void {

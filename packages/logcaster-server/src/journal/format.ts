@@ -244,7 +244,8 @@ export function recordLastSeq(buf: Buffer, pos: number): number {
   return readU64(buf, pos + 12) + buf.readUInt32LE(pos + 20) - 1;
 }
 
-export const SEGMENT_RE = /^logcaster-(\d{12})\.log$/;
+/** Segment file names: 12 digits, more once numbers outgrow them (ordered by number). */
+export const SEGMENT_RE = /^logcaster-(\d{12,})\.log$/;
 
 export function segmentName(no: number): string {
   return `logcaster-${String(no).padStart(12, '0')}.log`;

@@ -2,7 +2,7 @@
 // indexes (segment-index.ts), the writer (journal.ts, writer-worker.ts) and readers
 // (segment-reader.ts). JOURNAL.md documents the format and durability.
 export { Journal, recordsOf } from './journal';
-export type { FsyncPolicy, JournalDetailedStats, JournalOptions, JournalStats, Segment } from './journal';
+export type { FsyncPolicy, JournalDetailedStats, JournalOptions, JournalStall, JournalStats, Segment } from './journal';
 export { crc32, crc32Table, hasNativeCrc32 } from './crc32';
 export {
   FILE_MAGIC, FORMAT_VERSION, HEADER_SIZE, RECORD_MARKER, checkRecord, decodeAnyHeader, decodeHeader, parseRecord,

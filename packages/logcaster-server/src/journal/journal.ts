@@ -25,7 +25,7 @@ import { migrateSegment, removeMigrationLeftovers } from './migrate';
 import { SegmentIndex } from './segment-index';
 import { readRange, scanSegmentFile } from './segment-reader';
 import { FILTER_HEADER, filterHeaderMatches, type GroupRange } from './token-filter';
-import { CTL_FAILED, CTL_WRITTEN, WRITE_TABLE_STRIDE, type WriterEvent, type WriterOp } from './writer-protocol';
+import { CTL_FAILED, CTL_STALLED, CTL_WRITTEN, WRITE_TABLE_STRIDE, type WriterEvent, type WriterOp } from './writer-protocol';
 import type { Runs } from '../store/block';
 import { LogStore, type RecordRange } from '../store/log-store';
 
@@ -44,6 +44,11 @@ export interface JournalOptions {
   fsync: FsyncPolicy;
   /** for 'interval' (default 1000) */
   fsyncIntervalMs?: number;
+  /** On a full disk: how often the writer tries again, ms (default 1000). */
+  stallRetryMs?: number;
+  /** On a full disk: bytes of lines kept for the disk while it is full (default 64 MiB);
+   *  lines beyond it are counted in droppedLines and never reach the disk. */
+  stallBufferBytes?: number;
 }
 
 export interface JournalStats {
@@ -63,7 +68,8 @@ export interface JournalStats {
 export interface JournalDetailedStats extends JournalStats {
   /** bytes of damaged data skipped or truncated */
   corruptBytesSkipped: number;
-  /** lines accepted after an I/O failure and therefore not persisted */
+  /** lines accepted after an I/O failure, or beyond stallBufferBytes on a full disk,
+   *  and therefore never persisted */
   droppedLines: number;
   /** bytes posted to the writer and not written yet */
   bufferedBytes: number;
@@ -129,6 +135,16 @@ const POST_GAP_MS = 5;
 /** The main thread waits for the writer when this much is posted but not written. */
 const WRITER_BACKLOG = 32 * 1024 * 1024;
 const RETENTION_CHECK_MS = 60_000;
+const STALL_RETRY_MS = 1000;
+const STALL_BUFFER_BYTES = 64 * 1024 * 1024;
+
+/** The journal's writer found the disk full (ENOSPC, EDQUOT): `error` names the file
+ *  (`path`) and the code; it keeps trying. */
+export interface JournalStall {
+  error: NodeJS.ErrnoException;
+  /** Every line up to this one was written before the disk filled. */
+  writtenSeq: number;
+}
 
 /** A record waiting for the next write message: its head, and its data in a store chunk. */
 interface Pending {
@@ -165,12 +181,14 @@ export class Journal {
   private readonly retentionMs: number;
   private readonly policy: FsyncPolicy;
   private readonly intervalMs: number;
+  private readonly stallRetryMs: number;
+  private readonly stallBufferBytes: number;
 
   private segments: Segment[] = [];
   /** Doomed segments still pinned by readers. */
   private doomed: Segment[] = [];
   private worker: Worker | undefined;
-  private readonly ctl = new Int32Array(new SharedArrayBuffer(8));
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(12));
   private pending: Pending[] = [];
   private pendingBytes = 0;
   private immediate: NodeJS.Immediate | null = null;
@@ -194,6 +212,13 @@ export class Journal {
   /** Readers waiting for lines to be written: resolved once writtenSeq reaches seq. */
   private writtenWaiters: { seq: number; resolve: () => void }[] = [];
   private errorCbs: Array<(err: Error) => void> = [];
+  private stallCbs: Array<(stall: JournalStall | null) => void> = [];
+  private stalled: JournalStall | null = null;
+  /** Last sequence number given to the segment index: a record after a gap (lines
+   *  dropped on a full disk) starts a new index group. */
+  private indexedSeq = 0;
+  /** Segment numbers taken by files that are not segments (left alone, skipped). */
+  private readonly strayNumbers = new Set<number>();
   private closing = false;
   private closed = false;
   private closePromise: Promise<void> | null = null;
@@ -224,6 +249,8 @@ export class Journal {
     this.retentionMs = opts.retentionMs ?? 0;
     this.policy = opts.fsync;
     this.intervalMs = iv;
+    this.stallRetryMs = opts.stallRetryMs ?? STALL_RETRY_MS;
+    this.stallBufferBytes = opts.stallBufferBytes ?? STALL_BUFFER_BYTES;
   }
 
   /** Creates `dir`, migrates a version-1 journal, loads or rebuilds segment indexes,
@@ -244,6 +271,16 @@ export class Journal {
       if (m) found.push({ no: Number(m[1]), file: path.join(this.dir, name) });
     }
     found.sort((a, b) => a.no - b.no);
+    // A file named like a segment that is not one (no header of ours) is left alone for
+    // inspection, counted, and its number skipped: it must neither be taken for the
+    // newest segment nor make the next segment's name collide with it.
+    for (let i = found.length - 1; i >= 0; i--) {
+      const stray = this.strayBytes(found[i].file);
+      if (stray < 0) continue;
+      this.countDamage(1, stray);
+      this.strayNumbers.add(found[i].no);
+      found.splice(i, 1);
+    }
 
     let lastSeq = 0;
     const rebuilt: Segment[] = [];
@@ -296,7 +333,7 @@ export class Journal {
         fs.closeSync(fd);
       }
     }
-    this.seq = this.writtenSeq = this.ackedSeq = lastSeq;
+    this.seq = this.writtenSeq = this.ackedSeq = this.indexedSeq = lastSeq;
     this.damageAtOpen = this.s.tornRecordsSkipped;
 
     this.startWorker();
@@ -305,13 +342,41 @@ export class Journal {
     if (last !== undefined) {
       this.send({ op: 'open', segNo: last.no, path: last.file, header: null, size: last.size });
     } else {
-      this.createSegment((found[found.length - 1]?.no ?? 0) + 1, this.seq + 1);
+      this.createSegment(this.nextSegmentNo(found[found.length - 1]?.no ?? 0), this.seq + 1);
     }
     this.enforceRetention();
     if (this.retentionMs > 0) {
       this.retentionTimer = setInterval(() => this.enforceRetention(), Math.min(RETENTION_CHECK_MS, this.retentionMs));
       this.retentionTimer.unref();
     }
+  }
+
+  /** The size of a file named like a segment that is not one, or -1 when it is one (or
+   *  a newest segment whose header write was cut short, repaired below). */
+  private strayBytes(file: string): number {
+    let size: number;
+    let head: Buffer;
+    try {
+      const fd = fs.openSync(file, 'r');
+      try {
+        size = fs.fstatSync(fd).size;
+        head = readRange(fd, 0, Math.min(size, HEADER_SIZE));
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EISDIR') return 0;
+      throw e;
+    }
+    if (decodeAnyHeader(head) !== null) return -1;
+    return size < HEADER_SIZE && isMagicPrefix(head) ? -1 : size;
+  }
+
+  /** The number of the segment after `no`, past the numbers of stray files. */
+  private nextSegmentNo(no: number): number {
+    let n = no + 1;
+    while (this.strayNumbers.has(n)) n++;
+    return n;
   }
 
   /** Load the index file of a finished segment; false when absent or not for this file. */
@@ -349,10 +414,13 @@ export class Journal {
   /** Scan a segment's records into its index (damage skipped and counted). */
   private indexSegment(fd: number, seg: Segment, size: number): { goodEnd: number; tornTail: boolean } {
     let prevEnd = -1;
+    let nextSeq = -1;
     const scan = scanSegmentFile(fd, size, HEADER_SIZE, (pos, rec) => {
       const b = rec.block;
-      seg.index.add(pos, rec.length, b.firstSeq, b.count, rec.minTime, rec.maxTime, pos === prevEnd);
+      // A group holds consecutive records of consecutive lines (none dropped between).
+      seg.index.add(pos, rec.length, b.firstSeq, b.count, rec.minTime, rec.maxTime, pos === prevEnd && b.firstSeq === nextSeq);
       prevEnd = pos + rec.length;
+      nextSeq = b.firstSeq + b.count;
     });
     seg.index.close();
     this.countDamage(scan.corruptRegions - (scan.tornTail ? 1 : 0), scan.corruptBytes);
@@ -367,7 +435,7 @@ export class Journal {
 
   private startWorker(): void {
     const w = new Worker(path.join(__dirname, 'writer-worker.js'), {
-      workerData: { dir: this.dir, policy: this.policy, intervalMs: this.intervalMs, ctl: this.ctl.buffer },
+      workerData: { dir: this.dir, policy: this.policy, intervalMs: this.intervalMs, retryMs: this.stallRetryMs, ctl: this.ctl.buffer },
     });
     w.unref();
     w.on('message', (e: WriterEvent) => this.onWriter(e));
@@ -396,7 +464,7 @@ export class Journal {
     old.index.close();
     this.send({ op: 'retire', segNo: old.no });
     this.send({ op: 'writeFile', path: path.join(this.dir, indexName(old.no)), data: old.index.encode(old.no, old.size) });
-    this.createSegment(old.no + 1, firstSeq);
+    this.createSegment(this.nextSegmentNo(old.no), firstSeq);
     this.enforceRetention();
     if (!old.doomed) for (const cb of this.finishedCbs) cb(old);
   }
@@ -447,12 +515,14 @@ export class Journal {
     const lastSeq = r.firstSeq + r.count - 1;
     if (r.firstSeq !== this.seq + 1) throw new Error(`journal: lines ${r.firstSeq}.. do not follow ${this.seq}`);
     this.seq = lastSeq;
-    if (this.failure !== null) {
+    const dataLength = r.end - r.start;
+    // Failed, or the disk is full and as much as it may hold back is waiting already:
+    // these lines stay in memory but will not reach the disk.
+    if (this.failure !== null || (this.stalled !== null && this.inflightBytes + this.pendingBytes + dataLength > this.stallBufferBytes)) {
       this.s.droppedLines += r.count;
       r.release();
       return;
     }
-    const dataLength = r.end - r.start;
     const local = localPeers(r.runs, peerNames);
     const head = encodeRecordHead({
       firstSeq: r.firstSeq,
@@ -472,7 +542,8 @@ export class Journal {
     }
     const pos = seg.size;
     seg.size += len;
-    seg.index.add(pos, len, r.firstSeq, r.count, r.minTime, r.maxTime);
+    seg.index.add(pos, len, r.firstSeq, r.count, r.minTime, r.maxTime, r.firstSeq === this.indexedSeq + 1);
+    this.indexedSeq = lastSeq;
     if (this.retentionBytes > 0 && (this.diskTotal += len) > this.retentionBytes) this.enforceRetention();
     const buf = r.chunk.buf;
     this.pending.push({
@@ -561,7 +632,8 @@ export class Journal {
     this.writerChunks = used;
     // (copied, not transferred: for a few KiB a copy costs less than detaching)
     this.send({ op: 'write', segNo: seg.no, pos: items[0].pos, lastSeq: last.lastSeq, heads, table, chunks, forget });
-    if (this.inflightBytes > WRITER_BACKLOG) this.waitWriter(() => this.inflightBytesNow() <= WRITER_BACKLOG / 2);
+    // Not on a full disk: the writer is waiting for space, not for time (see write()).
+    if (this.inflightBytes > WRITER_BACKLOG && this.stalled === null) this.waitWriter(() => this.inflightBytesNow() <= WRITER_BACKLOG / 2);
   }
 
   /** Bytes posted and not written yet, from the shared counter (no event loop needed). */
@@ -574,7 +646,7 @@ export class Journal {
 
   /** Block the main thread until `cond` (re-checked as the writer finishes messages). */
   private waitWriter(cond: () => boolean): void {
-    while (!cond() && Atomics.load(this.ctl, CTL_FAILED) === 0) {
+    while (!cond() && Atomics.load(this.ctl, CTL_FAILED) === 0 && Atomics.load(this.ctl, CTL_STALLED) === 0) {
       Atomics.wait(this.ctl, CTL_WRITTEN, Atomics.load(this.ctl, CTL_WRITTEN), 1000);
     }
   }
@@ -603,11 +675,21 @@ export class Journal {
         this.s.fsyncs = e.fsyncs;
         this.notify(e.seq);
         return;
-      case 'error': {
-        const err = Object.assign(new Error(e.message), { code: e.code });
-        this.fail(err);
+      case 'error':
+        this.fail(writerError(e));
+        return;
+      case 'stalled': {
+        const stall: JournalStall = { error: writerError(e), writtenSeq: e.seq };
+        this.stalled = stall;
+        this.wakeReaders();
+        this.tellStall(stall);
         return;
       }
+      case 'resumed':
+        if (this.stalled === null) return;
+        this.stalled = null;
+        this.tellStall(null);
+        return;
       case 'closed':
         this.s.fsyncs = e.fsyncs;
         this.finishClose();
@@ -621,9 +703,18 @@ export class Journal {
     for (const cb of this.durableCbs) cb(seq);
   }
 
+  private tellStall(stall: JournalStall | null): void {
+    const cbs = this.stallCbs.slice();
+    process.nextTick(() => {
+      if (cbs.length === 0 && stall !== null) process.emitWarning(`LogCaster journal: disk full, retrying: ${stall.error.message}`);
+      for (const cb of cbs) cb(stall);
+    });
+  }
+
   private fail(err: Error): void {
     if (this.failure !== null) return;
     this.failure = err;
+    this.stalled = null;
     // What was posted will not be written: count it, let the store reuse its chunks.
     for (const f of this.inflight) {
       this.s.droppedLines += f.lines;
@@ -659,6 +750,21 @@ export class Journal {
    */
   onError(cb: (err: Error) => void): void {
     this.errorCbs.push(cb);
+  }
+
+  /**
+   * A full disk (ENOSPC, EDQUOT on a write): `cb(stall)` when the writer starts waiting
+   * for space, `cb(null)` once what waited is written. Meanwhile lines are kept for the
+   * disk up to stallBufferBytes (those beyond are dropped and counted), no
+   * acknowledgement goes past `stall.writtenSeq` until then, and nothing blocks.
+   */
+  onStall(cb: (stall: JournalStall | null) => void): void {
+    this.stallCbs.push(cb);
+  }
+
+  /** The disk-full wait in progress, if any. */
+  get stall(): JournalStall | null {
+    return this.stalled;
   }
 
   /** Lines for standalone use (tests, tools): kept in a small store of the journal's own
@@ -709,16 +815,22 @@ export class Journal {
   }
 
   /** Resolves once every line up to `seq` handed to write() is in the files (or the
-   *  journal failed or closed: then what was not written never will be). */
+   *  journal failed or closed: then what was not written never will be; or the disk is
+   *  full: a reader does not wait for space, see writtenThrough). */
   written(seq: number): Promise<void> {
-    if (seq <= this.writtenSeq || this.failure !== null || this.closed) return Promise.resolve();
+    if (seq <= this.writtenSeq || this.failure !== null || this.closed || this.stalled !== null) return Promise.resolve();
     this.flush();
     return new Promise((resolve) => this.writtenWaiters.push({ seq, resolve }));
   }
 
+  /** Every line up to this one is in the files (readable by a query). */
+  get writtenThrough(): number {
+    return this.writtenSeq;
+  }
+
   private wakeReaders(): void {
     if (this.writtenWaiters.length === 0) return;
-    const all = this.failure !== null || this.closeResolve !== null || this.closed;
+    const all = this.failure !== null || this.closeResolve !== null || this.closed || this.stalled !== null;
     const still: { seq: number; resolve: () => void }[] = [];
     for (const w of this.writtenWaiters) {
       if (all || w.seq <= this.writtenSeq) w.resolve();
@@ -876,7 +988,7 @@ export class Journal {
     last.index.close();
     this.send({ op: 'retire', segNo: last.no });
     this.segments = [];
-    this.createSegment(last.no + 1, this.seq + 1);
+    this.createSegment(this.nextSegmentNo(last.no), this.seq + 1);
     const gone: string[] = [];
     for (const s of old) {
       s.doomed = true;
@@ -968,6 +1080,14 @@ export class Journal {
       diskBytes: this.diskBytes,
     };
   }
+}
+
+/** An error the writer thread reported, with the code and the file it failed on. */
+function writerError(e: { message: string; code: string | undefined; path: string | undefined }): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(e.path !== undefined && !e.message.includes(e.path) ? `${e.message} (${e.path})` : e.message);
+  if (e.code !== undefined) err.code = e.code;
+  if (e.path !== undefined) err.path = e.path;
+  return err;
 }
 
 /** Runs with their peers renumbered into a table of the record's own. */

@@ -27,17 +27,24 @@ export type WriterOp =
 export type WriterEvent =
   | { ev: 'written'; seq: number; msgs: number; fsyncs: number }
   | { ev: 'durable'; seq: number; fsyncs: number }
-  | { ev: 'error'; message: string; code: string | undefined }
+  | { ev: 'error'; message: string; code: string | undefined; path: string | undefined }
+  /** A write found the disk full (ENOSPC, EDQUOT): the writer keeps every later operation
+   *  and retries until it fits; `seq` is the last line written before it. */
+  | { ev: 'stalled'; message: string; code: string | undefined; path: string | undefined; seq: number }
+  | { ev: 'resumed' }
   | { ev: 'closed'; fsyncs: number };
 
 export interface WriterData {
   dir: string;
   policy: FsyncPolicy;
   intervalMs: number;
-  /** Int32 [0]: write messages finished, [1]: 1 once failed. */
+  /** How often a write stalled on a full disk is tried again. */
+  retryMs: number;
+  /** Int32 [0]: write messages finished, [1]: 1 once failed, [2]: 1 while stalled. */
   ctl: SharedArrayBuffer;
 }
 
 /** Control slots shared with the main thread. */
 export const CTL_WRITTEN = 0;
 export const CTL_FAILED = 1;
+export const CTL_STALLED = 2;

@@ -7,11 +7,16 @@
 // writes that arrived while the previous one ran (group commit). A counter in shared
 // memory counts finished write messages so the main thread can wait for it when the
 // disk falls behind (see Journal.waitWriter).
+//
+// A full disk (ENOSPC, EDQUOT on a write) is not fatal: the operation is undone, it and
+// every later one are kept in order, and they are tried again every `retryMs` until
+// they fit (someone freed space, retention deleted a segment). Any other failure, and
+// any failed fsync, is fail-stop: after a failed fsync the page cache cannot be trusted.
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { sealRecord } from './format';
-import { CTL_FAILED, CTL_WRITTEN, WRITE_TABLE_STRIDE, type WriterData, type WriterEvent, type WriterOp } from './writer-protocol';
+import { CTL_FAILED, CTL_STALLED, CTL_WRITTEN, WRITE_TABLE_STRIDE, type WriterData, type WriterEvent, type WriterOp } from './writer-protocol';
 
 const IOV_MAX = 1024;
 
@@ -20,6 +25,8 @@ const ctl = new Int32Array(data.ctl);
 const fdsOpen = new Map<number, number>();
 /** The store chunks the lines are written from, by the ids the main thread gave them. */
 const chunks = new Map<number, SharedArrayBuffer>();
+/** File of each open segment, to name it in errors. */
+const paths = new Map<number, string>();
 /** Finished segments owed an fsync by the next group commit ('always'). */
 const retired: number[] = [];
 let active = -1;
@@ -30,6 +37,11 @@ let syncedSeq = 0;
 let msgs = 0;
 let fsyncs = 0;
 let failed = false;
+/** Operations waiting for space, oldest first (the first one failed with ENOSPC). */
+let stalled: WriterOp[] | null = null;
+let retryTimer: NodeJS.Timeout | undefined;
+/** Why the oldest kept operation did not fit, last time it was tried. */
+let stallError: unknown = null;
 let scheduled = false;
 let syncing = false;
 /** close() waiting for the fsync round in flight. */
@@ -46,7 +58,79 @@ function fail(e: unknown): void {
   const err = e as NodeJS.ErrnoException;
   Atomics.store(ctl, CTL_FAILED, 1);
   Atomics.notify(ctl, CTL_WRITTEN);
-  post({ ev: 'error', message: err.message, code: err.code });
+  post({ ev: 'error', message: err.message, code: err.code, path: err.path });
+}
+
+/** The disk is full, not broken: what did not fit can be written once space returns. */
+function isSpaceError(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** Name the file an fd-based call failed on (Node only names paths it was given). */
+function withPath(e: unknown, file: string | undefined): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err instanceof Error && err.path === undefined && file !== undefined) err.path = file;
+  return err;
+}
+
+/** Run `op`; a full disk keeps it (and everything after it) for a later try. */
+function run(op: WriterOp): void {
+  if (failed) return countWrite(op);
+  if (stalled !== null) {
+    stalled.push(op);
+    return;
+  }
+  try {
+    handle(op);
+  } catch (e) {
+    if (!isSpaceError(e)) {
+      fail(e);
+      return countWrite(op);
+    }
+    stalled = [op];
+    stallError = e;
+    const err = e as NodeJS.ErrnoException;
+    Atomics.store(ctl, CTL_STALLED, 1);
+    Atomics.notify(ctl, CTL_WRITTEN);
+    post({ ev: 'stalled', message: err.message, code: err.code, path: err.path, seq: writtenSeq });
+    retryTimer = setTimeout(retry, data.retryMs);
+    return;
+  }
+  countWrite(op);
+}
+
+/** A write message is finished (done, or given up by fail-stop): the main thread may go on. */
+function countWrite(op: WriterOp): void {
+  if (op.op !== 'write') return;
+  msgs++;
+  Atomics.add(ctl, CTL_WRITTEN, 1);
+  Atomics.notify(ctl, CTL_WRITTEN);
+}
+
+/** Try the kept operations again, in order, as far as they fit. */
+function retry(): void {
+  retryTimer = undefined;
+  const ops = stalled;
+  if (ops === null) return;
+  while (ops.length > 0 && !failed) {
+    try {
+      handle(ops[0]);
+    } catch (e) {
+      if (isSpaceError(e)) {
+        stallError = e;
+        retryTimer = setTimeout(retry, data.retryMs);
+        return;
+      }
+      fail(e);
+    }
+    countWrite(ops.shift()!);
+  }
+  for (const op of ops) countWrite(op); // failed meanwhile: given up
+  stalled = null;
+  Atomics.store(ctl, CTL_STALLED, 0);
+  if (!failed) post({ ev: 'resumed' });
+  afterBatch();
 }
 
 function buf(u: Uint8Array): Buffer {
@@ -99,7 +183,7 @@ function doWrite(op: Extract<WriterOp, { op: 'write' }>): void {
     } catch {
       /* the error below is what matters */
     }
-    throw e;
+    throw withPath(e, paths.get(op.segNo));
   }
   writtenSeq = op.lastSeq;
 }
@@ -157,11 +241,19 @@ function handle(op: WriterOp): void {
   switch (op.op) {
     case 'open': {
       const fd = fs.openSync(op.path, op.header ? 'wx' : 'r+');
-      fdsOpen.set(op.segNo, fd);
       if (op.header) {
-        fs.writeSync(fd, buf(op.header), 0, op.header.byteLength, 0);
+        try {
+          fs.writeSync(fd, buf(op.header), 0, op.header.byteLength, 0);
+        } catch (e) {
+          // Undone, so that trying again (disk full) starts from nothing.
+          fs.closeSync(fd);
+          fs.rmSync(op.path, { force: true });
+          throw withPath(e, op.path);
+        }
         dirDirty = true; // made durable with the next fsync round
       }
+      fdsOpen.set(op.segNo, fd);
+      paths.set(op.segNo, op.path);
       active = op.segNo;
       return;
     }
@@ -174,6 +266,7 @@ function handle(op: WriterOp): void {
       // not pile up open files.
       const fd = fdsOpen.get(op.segNo);
       fdsOpen.delete(op.segNo);
+      paths.delete(op.segNo);
       if (fd === undefined) return;
       if (data.policy === 'never') fs.closeSync(fd);
       else retired.push(fd);
@@ -191,7 +284,12 @@ function handle(op: WriterOp): void {
       return;
     case 'writeFile': {
       const tmp = `${op.path}.tmp`;
-      fs.writeFileSync(tmp, buf(op.data));
+      try {
+        fs.writeFileSync(tmp, buf(op.data));
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw withPath(e, tmp);
+      }
       fs.renameSync(tmp, op.path);
       dirDirty = true;
       return;
@@ -207,6 +305,21 @@ function close(): void {
     return;
   }
   if (timer !== undefined) clearTimeout(timer);
+  if (stalled !== null) {
+    // One last try; what still does not fit is lost, and close() rejects with why.
+    if (retryTimer !== undefined) clearTimeout(retryTimer);
+    retry();
+    if (stalled !== null) {
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      const ops: WriterOp[] = stalled;
+      stalled = null;
+      fail(stallError);
+      for (const op of ops) countWrite(op);
+    } else if (syncing) {
+      syncWaiters.push(close); // the round the written lines started
+      return;
+    }
+  }
   if (!failed) {
     try {
       // the last round, on this thread: everything written is durable before 'closed'
@@ -242,18 +355,7 @@ try {
 
 parentPort!.on('message', (op: WriterOp) => {
   if (op.op === 'close') return close();
-  if (!failed) {
-    try {
-      handle(op);
-    } catch (e) {
-      fail(e);
-    }
-  }
-  if (op.op === 'write') {
-    msgs++;
-    Atomics.add(ctl, CTL_WRITTEN, 1);
-    Atomics.notify(ctl, CTL_WRITTEN);
-  }
+  run(op);
   if (!scheduled) {
     scheduled = true;
     setImmediate(afterBatch);

@@ -248,6 +248,13 @@ export class QueryEngine {
         }
         // Lines that left the memory window may still be on their way to the file.
         if (units.length > 0) await this.history.written(need);
+        // On a full disk the newest of them may wait for space: they are not read (nor
+        // waited for) until they are in the file.
+        const through = this.history.writtenThrough;
+        for (let i = units.length - 1; i >= 0; i--) {
+          const u = units[i];
+          if (u.kind === 'file' && u.unit.source.kind === 'file' && u.unit.source.firstSeq + u.unit.source.lines - 1 > through) units.splice(i, 1);
+        }
       }
       units.push(...mem);
       if (selectsByTimeOnly(spec)) await this.countByTime(units, spec, opts);
