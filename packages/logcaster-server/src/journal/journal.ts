@@ -162,6 +162,9 @@ interface Pending {
 interface InFlight {
   msg: number;
   lastSeq: number;
+  /** The segment written to, and where its last record ends. */
+  file: string;
+  end: number;
   lines: number;
   bytes: number;
   releases: (() => void)[];
@@ -334,6 +337,8 @@ export class Journal {
       }
     }
     this.seq = this.writtenSeq = this.ackedSeq = this.indexedSeq = lastSeq;
+    const newest = this.segments[this.segments.length - 1];
+    this.writtenEnd = { seq: lastSeq, file: newest?.file, end: newest?.size ?? 0 };
     this.damageAtOpen = this.s.tornRecordsSkipped;
 
     this.startWorker();
@@ -595,7 +600,7 @@ export class Journal {
     }
     this.lastPostAt = Date.now();
     const msg = ++this.sentMsgs;
-    this.inflight.push({ msg, lastSeq: last.lastSeq, lines, bytes, releases: items.map((it) => it.release) });
+    this.inflight.push({ msg, lastSeq: last.lastSeq, file: seg.file, end: last.pos + last.bytes, releases: items.map((it) => it.release), lines, bytes });
     this.inflightBytes += bytes;
     this.worker!.ref();
     // One message whatever the record count: the heads packed into one buffer,
@@ -657,6 +662,7 @@ export class Journal {
         this.s.fsyncs = e.fsyncs;
         while (this.inflight.length > 0 && this.inflight[0].msg <= e.msgs) {
           const f = this.inflight.shift()!;
+          this.writtenEnd = { seq: f.lastSeq, file: f.file, end: f.end };
           this.inflightBytes -= f.bytes;
           this.s.persistedLines += f.lines;
           this.s.persistedBytes += f.bytes;
@@ -823,10 +829,14 @@ export class Journal {
     return new Promise((resolve) => this.writtenWaiters.push({ seq, resolve }));
   }
 
-  /** Every line up to this one is in the files (readable by a query). */
-  get writtenThrough(): number {
-    return this.writtenSeq;
+  /** Where the written part of the journal ends: every line up to `seq` is in the
+   *  files, the last of them in `file`, whose records up to `end` are written. A group
+   *  holding `seq` and later lines is readable up to there (on a full disk, the rest
+   *  waits for space). */
+  get writtenExtent(): { seq: number; file: string | undefined; end: number } {
+    return this.writtenEnd;
   }
+  private writtenEnd: { seq: number; file: string | undefined; end: number } = { seq: 0, file: undefined, end: 0 };
 
   private wakeReaders(): void {
     if (this.writtenWaiters.length === 0) return;

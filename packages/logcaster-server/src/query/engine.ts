@@ -248,12 +248,16 @@ export class QueryEngine {
         }
         // Lines that left the memory window may still be on their way to the file.
         if (units.length > 0) await this.history.written(need);
-        // On a full disk the newest of them may wait for space: they are not read (nor
-        // waited for) until they are in the file.
-        const through = this.history.writtenThrough;
+        // On a full disk the newest of them may wait for space: what is in the file is
+        // read, the rest is not waited for (it is answered once written).
+        const w = this.history.writtenExtent;
         for (let i = units.length - 1; i >= 0; i--) {
           const u = units[i];
-          if (u.kind === 'file' && u.unit.source.kind === 'file' && u.unit.source.firstSeq + u.unit.source.lines - 1 > through) units.splice(i, 1);
+          if (u.kind !== 'file' || u.unit.source.kind !== 'file') continue;
+          const src = u.unit.source;
+          if (src.firstSeq + src.lines - 1 <= w.seq) continue;
+          if (src.firstSeq > w.seq || src.path !== w.file) units.splice(i, 1);
+          else u.unit.source = { ...src, len: w.end - src.off, lines: w.seq - src.firstSeq + 1, filter: undefined };
         }
       }
       units.push(...mem);
