@@ -9,7 +9,7 @@ import { BACKEND_NAMES, tryBackend } from '@logcaster/core';
 
 import type { LogLine } from '../../src';
 import { CAPACITY_MESSAGE } from '../../src/ingest/ingest-port';
-import { connectTo, delay, itUnless, sendAndClose, waitFor } from '@logcaster/testkit';
+import { connectTo, delay, itUnless, pattern, rmDir, sendAndClose, tmpDir, waitFor } from '@logcaster/testkit';
 import { QueryClient, startServer, stripStamp } from '../support/helpers';
 
 describe('ingest port', function () {
@@ -64,6 +64,52 @@ describe('ingest port', function () {
       await waitFor(() => lc.stats().current === ticks, 5000, 'every tick stored');
     } finally {
       await lc.stop();
+    }
+  });
+
+  it('keeps a line over 64 MiB whole (--max-line 100M), in answers and after a restart', async function () {
+    this.timeout(120000);
+    const dir = tmpDir('bigline');
+    const big = pattern(80 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = 0x61 + (big[i] % 26); // 80 MiB of a-z, no newline
+    const readBack = async (port: number): Promise<Buffer[]> => {
+      const reply = await sendAndClose(port, 'RECENT 3\n');
+      const lines: Buffer[] = [];
+      for (let at = 0; at < reply.length; ) {
+        const nl = reply.indexOf(10, at);
+        lines.push(reply.subarray(at, nl));
+        at = nl + 1;
+      }
+      expect(lines[0].toString()).to.equal('FOUND: 3 matches');
+      expect(lines.length).to.equal(4);
+      return lines.slice(1);
+    };
+    const check = (lines: Buffer[]): void => {
+      expect(lines[0].toString()).to.match(/\] before$/);
+      const stamp = lines[1].indexOf('] ') + 2;
+      expect(lines[1].length - stamp, 'bytes of the big line').to.equal(big.length);
+      expect(lines[1].subarray(stamp).equals(big), 'the big line, byte for byte, no marker').to.equal(true);
+      expect(lines[2].toString()).to.match(/\] after$/);
+    };
+    try {
+      let server = await startServer({ maxLine: 100 * 1024 * 1024, dataDir: dir });
+      try {
+        await sendAndClose(server.info.ingestPort, [Buffer.from('before\n'), big, Buffer.from('\nafter\n')]);
+        await waitFor(() => server.lc.stats().total === 3, 30000, 'three lines stored');
+        expect(server.lc.stats().truncated).to.equal(0);
+        check(await readBack(server.info.queryPort));
+      } finally {
+        await server.lc.stop();
+      }
+      server = await startServer({ maxLine: 100 * 1024 * 1024, dataDir: dir });
+      try {
+        expect(server.info.reloaded).to.equal(3);
+        check(await readBack(server.info.queryPort));
+      } finally {
+        await server.lc.stop();
+      }
+    } finally {
+      rmDir(dir);
     }
   });
 

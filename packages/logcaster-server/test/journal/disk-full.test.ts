@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { connectTo, fillFilesystem as fill, freeBytes, smallFilesystem, waitFor } from '@logcaster/testkit';
 import type { LogCaster, PersistenceEvent, StartInfo } from '../../src';
 import { startCli, type Running } from '../support/cli';
+import { RelpClient } from '../support/relp-client';
 import { QueryClient, startServer } from '../support/helpers';
 
 /** An ingest client: sends lines, collects what the server answers, sees it close. */
@@ -133,6 +134,51 @@ describe(`server on a full disk${typeof small === 'string' ? ` — skipped: ${sm
       for (const c of q) c.close();
       // After a failed check the disk may still be full: stop() then rejects, and the
       // check's own error is the one to see.
+      await server?.lc.stop().catch(() => {});
+    }
+  });
+
+  it('RELP with --fsync always: senders are answered for what reached the disk, then closed with serverclose; served again once space returns', async () => {
+    let server: { lc: LogCaster; info: StartInfo } | undefined;
+    try {
+      server = await startServer({ dataDir: dir, fsync: 'always', relpPort: 0 });
+      const { lc, info } = server;
+      const events: PersistenceEvent[] = [];
+      lc.on('persistence', (e) => events.push(e));
+      const a = await RelpClient.connect(info.relpPort!);
+      a.open();
+      for (let i = 0; i < 5; i++) a.command('syslog', `<13>before ${i}`);
+      await a.waitResponses(6);
+      expect(a.responses.every((r) => r.data.startsWith('200 OK'))).to.equal(true);
+      const filler = fill(small.dir, 8 * 1024);
+      for (let i = 0; i < 200; i++) a.command('syslog', `<13>full ${i} ${'z'.repeat(1000)}`);
+      await waitFor(() => a.closed, 10000, 'the sender closed');
+      const last = a.responses[a.responses.length - 1];
+      expect(last).to.deep.include({ txnr: 0, command: 'serverclose' });
+      const acked = a.responses.slice(6, -1);
+      expect(acked.every((r, i) => r.command === 'rsp' && r.data === '200 OK' && r.txnr === 7 + i), 'answers in order, then serverclose').to.equal(true);
+      expect(acked.length).to.be.below(200);
+      const stored = lc.stats().relpReceived;
+      expect(stored).to.be.at.least(5 + acked.length);
+      // A sender connecting meanwhile is let in, and closed at its first message, unstored.
+      const b = await RelpClient.connect(info.relpPort!);
+      b.open();
+      await b.waitResponses(1);
+      b.command('syslog', '<13>while stalled');
+      await waitFor(() => b.closed, 10000, 'the second sender closed');
+      expect(b.responses.map((r) => r.command)).to.deep.equal(['rsp', 'serverclose']);
+      expect(lc.stats().relpReceived, 'the message refused while stalled is not stored').to.equal(stored);
+      fs.rmSync(filler);
+      await waitFor(() => lc.stats().persisting === 'ok', 15000, 'persistence resumed');
+      expect(events.map((e) => e.state)).to.deep.equal(['stalled', 'resumed']);
+      const c = await RelpClient.connect(info.relpPort!);
+      c.open();
+      c.command('syslog', '<13>after');
+      c.command('close');
+      await c.waitResponses(3);
+      expect(c.responses.map((r) => r.data.slice(0, 6))).to.deep.equal(['200 OK', '200 OK', '200 OK']);
+      expect(lc.stats().relpReceived).to.equal(stored + 1);
+    } finally {
       await server?.lc.stop().catch(() => {});
     }
   });
