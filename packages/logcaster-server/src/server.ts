@@ -199,6 +199,8 @@ export interface LogCasterStats {
   tornSkipped: number;
   /** Disk groups keyword queries did not read: their token filter ruled the keywords out. */
   historyGroupsSkipped: number;
+  /** Disk groups time filters did not read: their time range misses the window. */
+  historyGroupsOutsideWindow: number;
   /** Disk groups found damaged while a query read them (the damaged records skipped). */
   historyGroupsDamaged: number;
   storeBytes: number;
@@ -654,6 +656,7 @@ export class LogCaster extends EventEmitter {
       reloaded: this.reloaded,
       tornSkipped: this.tornSkipped,
       historyGroupsSkipped: this.engine?.groupsSkipped ?? 0,
+      historyGroupsOutsideWindow: this.engine?.groupsOutsideWindow ?? 0,
       historyGroupsDamaged: this.engine?.groupsDamaged ?? 0,
       storeBytes: this.store.bytes,
       uptimeSeconds: this.startedAt ? Math.floor((Date.now() - this.startedAt) / 1000) : 0,

@@ -117,6 +117,8 @@ export interface HistoryGroup {
 /** Groups pinned for one reader (their segments stay on disk until release()). */
 export interface PinnedGroups {
   readonly groups: readonly HistoryGroup[];
+  /** Groups of the sequence range left out because their time range misses the window. */
+  readonly outsideWindow: number;
   release(): void;
 }
 
@@ -854,13 +856,17 @@ export class Journal {
   pinGroups(lo: number, hi: number, timeFrom = -Infinity, timeTo = Infinity): PinnedGroups {
     const groups: HistoryGroup[] = [];
     const segs: Segment[] = [];
+    let outsideWindow = 0;
     for (const seg of this.segments) {
       const idx = seg.index;
       if (idx.count === 0 || idx.firstSeqOf >= hi || idx.lastSeqOf < lo) continue;
       let used = false;
       for (let g = Math.max(0, idx.groupOf(lo)); g < idx.count && idx.firstSeq[g] < hi; g++) {
         if (idx.firstSeq[g] + idx.lines[g] <= lo) continue;
-        if (idx.maxTime[g] < timeFrom || idx.minTime[g] >= timeTo) continue;
+        if (idx.maxTime[g] < timeFrom || idx.minTime[g] >= timeTo) {
+          outsideWindow++;
+          continue;
+        }
         groups.push({
           file: seg.file,
           off: idx.off[g],
@@ -879,6 +885,7 @@ export class Journal {
     let released = false;
     return {
       groups,
+      outsideWindow,
       release: () => {
         if (released) return;
         released = true;

@@ -132,6 +132,8 @@ export class QueryEngine {
   private filtering = new Set<Segment>();
   /** Disk groups a keyword query did not read thanks to their token filter. */
   groupsSkipped = 0;
+  /** Disk groups a time window left out by their time range, without reading them. */
+  groupsOutsideWindow = 0;
   /** Disk groups found damaged while a query read them (skipped, never fatal). */
   groupsDamaged = 0;
   /** Token filter files written. */
@@ -235,6 +237,7 @@ export class QueryEngine {
     try {
       if (this.history !== undefined && lo < memLo) {
         disk = this.history.pinGroups(lo, memLo, spec.timeFromMs, spec.timeToMs);
+        this.groupsOutsideWindow += disk.outsideWindow;
         let need = 0;
         for (const g of disk.groups) {
           need = Math.max(need, g.firstSeq + g.lines - 1);

@@ -52,6 +52,102 @@ function blockRegexSafe(source: string): boolean {
   return !/\(\?<?[=!]/.test(source);
 }
 
+/** Escaped characters that stand for themselves. */
+const LITERAL_ESCAPES = new Set('.-/\\:=,;@#%&!~`\'"<>[](){}*+?|^$ _'.split(''));
+/** Characters that stand for themselves in a pattern (ASCII only: its UTF-8 bytes are
+ *  itself, so the literal can be searched for in the raw bytes). */
+const PLAIN = /[A-Za-z0-9 _\-:=\/"',;@#%&<>!~`]/;
+
+/** Index of the last character of the escape whose letter is at `i` (`\x41`, `\u{1F600}`,
+ *  `\k<name>`, `\p{L}`, `\12`, ...): its arguments are not literals. */
+function escapeEnd(src: string, i: number): number {
+  const e = src[i];
+  const upTo = (close: string): number => {
+    const j = src.indexOf(close, i);
+    return j < 0 ? src.length : j;
+  };
+  if (e === 'x') return i + 2;
+  if (e === 'u') return src[i + 1] === '{' ? upTo('}') : i + 4;
+  if (e === 'c') return i + 1;
+  if (e === 'k') return upTo('>');
+  if (e === 'p' || e === 'P') return upTo('}');
+  if (e !== undefined && e >= '0' && e <= '9') {
+    while (i + 1 < src.length && src[i + 1] >= '0' && src[i + 1] <= '9') i++;
+  }
+  return i;
+}
+
+/** The longest run of at least 3 characters every match of the regex must contain —
+ *  found conservatively: only top-level characters outside groups and classes count
+ *  (a pattern with a top-level `|`, or the `i` flag, has none); a quantifier that
+ *  allows zero repetitions drops the character before it. A regex query searches the
+ *  bytes for it (and a token filter tests it) before running the regex on a line. */
+export function requiredLiteral(regex: { source: string; flags: string }): Buffer | undefined {
+  if (regex.flags.includes('i')) return undefined;
+  const src = regex.source;
+  const runs: string[] = [];
+  let cur = '';
+  const end = (): void => {
+    if (cur.length > 0) runs.push(cur);
+    cur = '';
+  };
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === '\\') {
+      const e = src[++i];
+      if (e !== undefined && LITERAL_ESCAPES.has(e)) {
+        cur += e;
+        continue;
+      }
+      end();
+      i = escapeEnd(src, i);
+      continue;
+    }
+    if (c === '|') return undefined;
+    if (c === '[') {
+      end();
+      for (i++; i < src.length && src[i] !== ']'; i++) if (src[i] === '\\') i++;
+      continue;
+    }
+    if (c === '(') {
+      end();
+      // Skip the group, nested ones and classes inside included (a `|` in it is its own).
+      let depth = 1;
+      for (i++; i < src.length && depth > 0; i++) {
+        const g = src[i];
+        if (g === '\\') {
+          i++;
+        } else if (g === '[') {
+          for (i++; i < src.length && src[i] !== ']'; i++) if (src[i] === '\\') i++;
+        } else if (g === '(') {
+          depth++;
+        } else if (g === ')') {
+          depth--;
+        }
+      }
+      i--;
+      continue;
+    }
+    const bounds = c === '{' ? /^\{\d+(,\d*)?\}/.exec(src.slice(i)) : null;
+    if (c === '?' || c === '*' || bounds !== null) {
+      cur = cur.slice(0, -1); // the character before may be absent
+      end();
+      if (bounds !== null) i += bounds[0].length - 1;
+      continue;
+    }
+    if (c === '+') {
+      end();
+      continue;
+    }
+    if (PLAIN.test(c)) cur += c;
+    else end();
+  }
+  end();
+  let best = '';
+  for (const r of runs) if (r.length > best.length) best = r;
+  return best.length >= 3 ? Buffer.from(best, 'latin1') : undefined;
+}
+
 /** Where the lines a scan looks at lie in a block: ordinals [fromOrd, toOrd) starting
  *  at byte offsets [from, to). */
 export interface LineRange {
@@ -93,6 +189,10 @@ export class BlockMatcher {
 
   constructor(private readonly spec: QuerySpec) {
     const keys = spec.keywords.map(keywordBytes);
+    // A literal the regex requires is searched for like an AND keyword (the regex then
+    // runs only on the lines holding it). Not beside OR keywords: "(a or b) and regex".
+    const literal = spec.regex !== undefined && (spec.operator !== 'OR' || keys.length === 0) ? requiredLiteral(spec.regex) : undefined;
+    if (literal !== undefined) keys.push(literal);
     // AND: the longest keyword drives the search (the likeliest to be rare and the one
     // Boyer-Moore skips best); the others are checked on the lines it finds.
     if (spec.operator !== 'OR') keys.sort((a, b) => b.length - a.length);

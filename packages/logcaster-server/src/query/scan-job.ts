@@ -13,7 +13,7 @@ import { decodeRecord, RECORD_MARKER_BYTES, recordCrcOk, recordLength } from '..
 import { addTrigrams, checkedFilter, encodeFilterFile, FILTER_BYTES, FILTER_HEADER, filterOffset, mayContain } from '../journal/token-filter';
 import { type BlockView, type Runs } from '../store/block';
 import { BatchBuilder, type EntryBatch } from './result';
-import { BlockMatcher, rangeOf, type LineRange, type QuerySpec } from './matcher';
+import { BlockMatcher, rangeOf, requiredLiteral, type LineRange, type QuerySpec } from './matcher';
 
 /** A block of the memory store, as a worker can reach it. */
 export interface MemSource {
@@ -178,14 +178,18 @@ function countFile(m: BlockMatcher, spec: QuerySpec, u: FileUnit, reply: CountRe
   return n;
 }
 
-/** Whether the group's token filter lets the keywords through (no filter: yes). */
+/** Whether the group's token filter lets the keywords (and the literal a regex
+ *  requires) through. No filter, or a damaged one: yes. */
 export function filterAllows(spec: QuerySpec, src: FileSource): boolean {
-  if (spec.keywords.length === 0 || src.filter === undefined) return true;
+  const literal = spec.regex !== undefined ? requiredLiteral(spec.regex) : undefined;
+  if ((spec.keywords.length === 0 && literal === undefined) || src.filter === undefined) return true;
   const f = src.filter;
   const crc = readBytes(f.path, FILTER_HEADER + 4 * f.group, 4);
   const raw = crc === null ? null : readBytes(f.path, filterOffset(f.groups, f.group), FILTER_BYTES);
   const bits = raw === null ? null : checkedFilter(crc!, raw);
   if (bits === null) return true; // missing or damaged: read the group
+  if (literal !== undefined && !mayContain(bits, literal)) return false;
+  if (spec.keywords.length === 0) return true;
   return spec.operator === 'OR' ? spec.keywords.some((k) => mayContain(bits, k)) : spec.keywords.every((k) => mayContain(bits, k));
 }
 

@@ -99,7 +99,10 @@ describe('queries over the retained history (disk segments + memory window)', fu
     // Token filters are built for the finished segments in the background.
     await waitFor(() => segmentFiles(dir, '.tf').length === segmentFiles(dir, '.log').length - 1, 60_000, 'token filters');
     await expectNumbers(a.query, 'SEARCH needle-', (k) => needles[k], needles.length);
-    expect(a.lc.stats().historyGroupsSkipped, 'the filters let SEARCH skip groups').to.be.greaterThan(0);
+    const skipped = a.lc.stats().historyGroupsSkipped;
+    expect(skipped, 'the filters let SEARCH skip groups').to.be.greaterThan(0);
+    await expectNumbers(a.query, 'REGEX needle-\\d+$', (k) => needles[k], needles.length);
+    expect(a.lc.stats().historyGroupsSkipped, 'and a regex by the literal it requires').to.be.greaterThan(skipped);
     await a.lc.stop();
 
     const b = await start(opts);
@@ -116,7 +119,7 @@ describe('queries over the retained history (disk segments + memory window)', fu
     expect(line).to.match(new RegExp(`Reloaded=${N},`));
   });
 
-  it('a keyword query with token filters finds exactly what a plain scan of every line finds (random keywords)', async () => {
+  it('keyword and regex queries with token filters find exactly what a plain scan of every line finds (random keywords)', async () => {
     const N = 60_000;
     const a = await start({ capacity: 5_000, rotateSize: 256 * 1024, fsync: 'never' });
     await feed(a.lc, a.ingest, 0, N);
@@ -133,23 +136,45 @@ describe('queries over the retained history (disk segments + memory window)', fu
       const at = Math.floor(rnd() * (src.length - 4));
       // A substring of some line, or one no line holds.
       const kw = rnd() < 0.7 ? src.slice(at, at + 3 + Math.floor(rnd() * 8)).trim() || 'L0' : `zq${Math.floor(rnd() * 1e6)}x`;
-      const spec: QuerySpec = { keywords: [Buffer.from(kw)], operator: 'AND' };
+      // Every other case as a regex: the scan and the filters go by the literal it requires.
+      const asRegex = c % 2 === 1;
+      const source = `${kw.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`;
+      const spec: QuerySpec = asRegex ? { keywords: [], operator: 'AND', regex: { source, flags: '' } } : { keywords: [Buffer.from(kw)], operator: 'AND' };
       const expected = all.map((t, i) => (lineMatches(spec, Buffer.from(t), 0) ? i : -1)).filter((i) => i >= 0);
-      await expectNumbers(a.query, `SEARCH ${kw}`, (k) => expected[k], expected.length);
+      await expectNumbers(a.query, asRegex ? `REGEX ${source}` : `SEARCH ${kw}`, (k) => expected[k], expected.length);
     }
+  });
+
+  it('time filters over disk and memory: exactly the lines of the window; groups outside it are not read', async () => {
+    const a = await start({ capacity: 500, rotateSize: 64 * 1024, fsync: 'never' });
+    await feed(a.lc, a.ingest, 0, 3_000, 300);
+    // The next lines arrive in a later whole second than every line before them.
+    const boundary = Math.floor(Date.now() / 1000) + 1;
+    await delay(boundary * 1000 - Date.now() + 20);
+    await feed(a.lc, a.ingest, 3_000, 6_000, 300);
+    const far = boundary + 3600;
+    const skippedBefore = a.lc.stats().historyGroupsOutsideWindow;
+    await expectNumbers(a.query, `FILTER ${boundary} ${far}`, (k) => 3_000 + k, 3_000);
+    expect(a.lc.stats().historyGroupsOutsideWindow, 'the first lines’ groups were left out').to.be.greaterThan(skippedBefore);
+    await expectNumbers(a.query, `FILTER 0 ${boundary - 1}`, (k) => k, 3_000);
+    await expectNumbers(a.query, `QUERY keyword=L0 time_from=${boundary}`, (k) => 3_000 + k, 3_000);
+    await expectNumbers(a.query, `FILTER ${far} ${far + 10}`, (k) => k, 0);
   });
 
   it('retention by size: the oldest segments go; queries see exactly the retained suffix and COUNT agrees', async () => {
     const a = await start({ capacity: 1_000, rotateSize: 64 * 1024, retentionSize: 256 * 1024, fsync: 'never' });
-    await feed(a.lc, a.ingest, 0, 40_000);
+    await feed(a.lc, a.ingest, 0, 40_000, 2_000);
     const q = await QueryClient.open(a.query);
     const count = Number((await q.ask('COUNT')).split(' ')[1]);
     q.close();
     expect(count).to.be.greaterThan(1_000).and.below(40_000);
     await expectNumbers(a.query, 'RECENT 40000', (k) => 40_000 - count + k, count);
+    // Kept: at most --retention-size of segments (the one being written is never deleted).
     let bytes = 0;
-    for (const f of segmentFiles(dir, '.log')) bytes += fs.statSync(path.join(dir, f)).size;
-    expect(bytes).to.be.at.most(256 * 1024 + 64 * 1024);
+    const kept = segmentFiles(dir, '.log');
+    for (const f of kept) bytes += fs.statSync(path.join(dir, f)).size;
+    expect(kept.length).to.be.greaterThan(1);
+    expect(bytes).to.be.at.most(256 * 1024);
     expect(a.lc.stats().dropped, 'Dropped: lines deleted by retention').to.equal(40_000 - count);
   });
 
