@@ -4,6 +4,8 @@ import { spawn, spawnSync } from 'node:child_process';
 
 import { BACKEND_NAMES, tryBackend, type BackendName } from '@logcaster/core';
 
+import { stdoutOf } from './process';
+
 /** Why `name` cannot run here, or null when it can. */
 function unavailable(name: BackendName): string | null {
   const t = tryBackend(name);
@@ -37,25 +39,6 @@ export function ncUnavailable(): string | null {
 /** Run `nc <args> 127.0.0.1 <port>` with `input` on its stdin, as `printf … | nc -N`
  *  does; resolves with what it printed once it exits. */
 export function runNc(args: string[], port: number, input: string | Buffer, timeoutMs = 20000): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('nc', [...args, '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`nc ${args.join(' ')} did not exit within ${timeoutMs} ms (printed ${Buffer.concat(out).length} bytes)`));
-    }, timeoutMs);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(Buffer.concat(out));
-      else reject(new Error(`nc ${args.join(' ')} exited ${code}: ${err}`));
-    });
-    child.stdin.end(input);
-  });
+  const child = spawn('nc', [...args, '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  return stdoutOf(child, `nc ${args.join(' ')}`, input, timeoutMs);
 }

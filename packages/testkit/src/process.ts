@@ -1,5 +1,5 @@
 // Child node processes for tests: started, watched and always ended by the test.
-import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams, type StdioOptions } from 'node:child_process';
 
 export interface NodeExit {
   code: number | null;
@@ -93,4 +93,31 @@ export function runNodeBlocking(script: string, args: string[] = [], timeoutMs =
   const r = spawnSync(process.execPath, ['-e', script, ...args], { encoding: 'utf8', timeout: timeoutMs });
   if (r.status !== 0) throw new Error(`blocking child failed (${r.status ?? r.signal}): ${r.stderr}${r.error ? String(r.error) : ''}`);
   return r.stdout;
+}
+
+/** What `child` prints on stdout once it exits 0, after `input` went to its stdin;
+ *  rejects, naming it `label`, on another exit status (with its stderr) or after
+ *  `timeoutMs` (it is killed). For client programs a test drives: nc, python3 peers. */
+export function stdoutOf(child: ChildProcessWithoutNullStreams, label: string, input: string | Buffer, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${label} did not exit within ${timeoutMs} ms (printed ${Buffer.concat(out).length} bytes)`));
+    }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(new Error(`${label} exited ${code}: ${err}`));
+    });
+    child.stdin.on('error', () => {}); // the peer may close before it read all of `input`
+    child.stdin.end(input);
+  });
 }

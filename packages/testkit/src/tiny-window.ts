@@ -6,6 +6,8 @@
 // written to its stdout.
 import { spawn, spawnSync } from 'node:child_process';
 
+import { stdoutOf } from './process';
+
 const SCRIPT = `
 import socket, sys, threading, time
 host, port, rcvbuf, chunk, pause_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
@@ -59,28 +61,7 @@ export interface TinyWindowOptions {
 /** Sends `input` to 127.0.0.1:`port` from a tiny-window client, half-closes, reads
  *  slowly until the server closes; resolves with everything received. */
 export function runTinyWindowClient(port: number, input: Buffer, o: TinyWindowOptions = {}): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const args = ['-c', SCRIPT, '127.0.0.1', String(port), String(o.recvBuffer ?? 1024), String(o.chunk ?? 512), String(o.pauseMs ?? 1)];
-    const child = spawn('python3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    const timeoutMs = o.timeoutMs ?? 60000;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`tiny-window client did not finish within ${timeoutMs} ms (received ${Buffer.concat(out).length} bytes)`));
-    }, timeoutMs);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(Buffer.concat(out));
-      else reject(new Error(`tiny-window client exited ${code}: ${err}`));
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
+  const args = ['-c', SCRIPT, '127.0.0.1', String(port), String(o.recvBuffer ?? 1024), String(o.chunk ?? 512), String(o.pauseMs ?? 1)];
+  const child = spawn('python3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  return stdoutOf(child, 'tiny-window client', input, o.timeoutMs ?? 60000);
 }

@@ -93,6 +93,28 @@ async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
   }
 }
 
+/** A started peer that writes what it receives to the file `out` in its scratch `dir`:
+ *  running once it listens on `port` (else stopped, its dir removed, and the error thrown). */
+async function fileWritingPeer(child: ChildProcess, tail: () => string, what: string, port: number, dir: string, out: string, lineBytes: number): Promise<RunningPeer> {
+  try {
+    await waitListening(child, port, what, tail);
+  } catch (e) {
+    await terminate(child, 3000);
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    pid: child.pid!,
+    port,
+    stored: async () => fileLines(out, lineBytes),
+    async stop() {
+      await terminate(child, 60000);
+      return { files: fs.existsSync(out) ? [out] : [] };
+    },
+    cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
 function fileLines(file: string, lineBytes: number): number {
   try {
     return Math.floor(fs.statSync(file).size / lineBytes);
@@ -258,23 +280,7 @@ function rsyslogPeer(input: 'imtcp' | 'imptcp'): PeerSpec {
       const conf = path.join(dir, 'rsyslog.conf');
       fs.writeFileSync(conf, rsyslogConf(input, dir, port, out));
       const { child, tail } = spawnLogged(bin!, ['-n', '-f', conf, '-i', path.join(dir, 'rsyslog.pid')]);
-      try {
-        await waitListening(child, port, id, tail);
-      } catch (e) {
-        await terminate(child, 3000);
-        fs.rmSync(dir, { recursive: true, force: true });
-        throw e;
-      }
-      return {
-        pid: child.pid!,
-        port,
-        stored: async () => fileLines(out, lineBytes),
-        async stop() {
-          await terminate(child, 60000);
-          return { files: fs.existsSync(out) ? [out] : [] };
-        },
-        cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
-      };
+      return fileWritingPeer(child, tail, id, port, dir, out, lineBytes);
     },
   };
 }
@@ -312,23 +318,7 @@ function syslogNgPeer(download: boolean): PeerSpec {
       const args = ['-F', '--no-caps', '-f', conf, '-R', path.join(dir, 'persist'), '-p', path.join(dir, 'pid'), '-c', path.join(dir, 'ctl')];
       if (ng.modulePath) args.push('--module-path', ng.modulePath);
       const { child, tail } = spawnLogged(ng.bin, args, ng.env);
-      try {
-        await waitListening(child, port, 'syslog-ng', tail);
-      } catch (e) {
-        await terminate(child, 3000);
-        fs.rmSync(dir, { recursive: true, force: true });
-        throw e;
-      }
-      return {
-        pid: child.pid!,
-        port,
-        stored: async () => fileLines(out, lineBytes),
-        async stop() {
-          await terminate(child, 60000);
-          return { files: fs.existsSync(out) ? [out] : [] };
-        },
-        cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
-      };
+      return fileWritingPeer(child, tail, 'syslog-ng', port, dir, out, lineBytes);
     },
   };
 }

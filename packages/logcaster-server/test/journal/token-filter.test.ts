@@ -3,19 +3,17 @@
 // against a plain indexOf, plus the filter file's checks.
 import { expect } from 'chai';
 
+import { Rng } from '@logcaster/testkit';
+
 import {
   addTrigrams, checkedFilter, encodeFilterFile, FILTER_BYTES, FILTER_HEADER, filterHeaderMatches, filterOffset, mayContain,
 } from '../../src/journal/token-filter';
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
+/** A seeded source of floats in [0, 1). */
+const rng = (seed: number): (() => number) => {
+  const r = new Rng(seed);
+  return () => r.float();
+};
 
 const WORDS = ['GET', '/api/v1/users', 'error', 'timeout', 'user=alice', 'id=7f3a', 'café', 'sshd[812]:', '200', '404', '{"level":"warn"}', 'connection reset', '10.0.0.7'];
 

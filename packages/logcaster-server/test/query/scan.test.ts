@@ -4,19 +4,17 @@
 // block and ones that must not, time windows, syslog filters, sub-ranges).
 import { expect } from 'chai';
 
+import { Rng } from '@logcaster/testkit';
+
 import { BlockMatcher, lineMatches, rangeOf, type QuerySpec } from '../../src/query/matcher';
 import { runCount, runExtract, type MemSource } from '../../src/query/scan-job';
 import { LogStore, type StoreBlock } from '../../src/store/log-store';
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
+/** A seeded source of floats in [0, 1). */
+const rng = (seed: number): (() => number) => {
+  const r = new Rng(seed);
+  return () => r.float();
+};
 
 const WORDS = ['GET', '/api/v1/users', 'error', 'err', 'timeout', 'user=alice', 'id=7f3a', 'café', 'naïve', 'a', 'aa', 'b', 'x y', 'ERROR', '200', '404', 'connection reset', 'ab', 'ba'];
 const SYSLOG = ['<34>1 2024-01-01T00:00:00Z web01 nginx - - - ', '<11>Jan  2 03:04:05 db02 postgres[7]: ', '<190>1 - web01 app - - - ', ''];
