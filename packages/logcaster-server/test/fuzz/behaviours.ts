@@ -163,7 +163,9 @@ async function tinyWindowIngest(t: FuzzTarget, rng: Rng, client: number, lines: 
   // Slow reads (a pause after each) only where the acks are few: the window is tiny either way.
   const chunk = rng.pick([3, 64, 512]);
   const pauseMs = lines.length * 3 < chunk * 200 ? 1 : 0;
-  const acks = await runTinyWindowClient(t.ingestPort, data, { recvBuffer: rng.pick([256, 1024, 4096]), chunk, pauseMs, timeoutMs: t.clientTimeoutMs });
+  const acks = await runTinyWindowClient(t.ingestPort, data, { recvBuffer: rng.pick([4096, 8192]), chunk, pauseMs, timeoutMs: t.clientTimeoutMs }).catch((e: Error) => {
+    throw new Error(`${behaviour}: ${e.message}`);
+  });
   checkAcks(acks, lines.length, behaviour);
   return { client, lines, mustStore: true, behaviour };
 }
@@ -224,12 +226,21 @@ export async function queryClient(t: FuzzTarget, rng: Rng, index: number, client
   }
   const eol = rng.pick(['\n', '\r\n']);
   const data = Buffer.from(cmds.map((c) => c + eol).join(''), 'latin1');
-  const behaviour = `query client ${index}: ${n} commands${flood ? ' (flood)' : ''}, ${ending}`;
+  let behaviour = `query client ${index}: ${n} commands${flood ? ' (flood)' : ''}, ${ending}`;
 
   let received: Buffer;
   let complete = true;
   if (ending === 'tiny') {
-    received = await runTinyWindowClient(t.queryPort, data, { recvBuffer: rng.pick([256, 1024]), chunk: rng.pick([7, 256]), pauseMs: flood ? 0 : rng.pick([0, 1]), timeoutMs: t.clientTimeoutMs });
+    // Reads as fast as the tiny window lets them, without pauses: a pause per 7-byte read
+    // caps the client at ~6 KB/s, and a few hundred KB of answers (RECENT 200, a keyword
+    // in a thousand lines) then outlast any time budget. Slow readers are receiveAll's stalls.
+    const chunk = rng.pick([7, 256]);
+    const recvBuffer = rng.pick([4096, 8192]);
+    const how = `${chunk}-byte reads, SO_RCVBUF ${recvBuffer}`;
+    received = await runTinyWindowClient(t.queryPort, data, { recvBuffer, chunk, pauseMs: 0, timeoutMs: t.clientTimeoutMs }).catch((e: Error) => {
+      throw new Error(`${behaviour} (${how}): ${e.message}`);
+    });
+    behaviour = `${behaviour} (${how}, ${received.length} bytes)`;
   } else {
     const s = await open(t.queryPort);
     const got = receiveAll(s, rng, true, t.clientTimeoutMs, behaviour);
