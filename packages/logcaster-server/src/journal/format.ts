@@ -48,6 +48,49 @@ export function readU64(buf: Buffer, off: number): number {
   return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * TWO32;
 }
 
+/**
+ * The 48-byte header of a finished segment's sidecar files (its index `.idx` and its
+ * token filters `.tf`): 0 magic (8) | 8 version u16 | 10 header length u16 (=48)
+ * 12 word u32 | 16 segment number u64 | 24 segment size u64 (bytes described)
+ * 32 entry count u32 | 36 word u32 | 40 word u32 | 44 CRC-32 of bytes 0..43.
+ * The three words are the file kind's own (flags, filter size, hash count, digest).
+ */
+export const SIDECAR_HEADER = 48;
+
+export interface SidecarHeader {
+  segmentNo: number;
+  segmentSize: number;
+  count: number;
+  /** The u32 words at 12, 36 and 40. */
+  words: readonly [number, number, number];
+}
+
+export function writeSidecarHeader(buf: Buffer, magic: Buffer, version: number, h: SidecarHeader): void {
+  magic.copy(buf, 0, 0, 8);
+  buf.writeUInt16LE(version, 8);
+  buf.writeUInt16LE(SIDECAR_HEADER, 10);
+  buf.writeUInt32LE(h.words[0], 12);
+  writeU64(buf, h.segmentNo, 16);
+  writeU64(buf, h.segmentSize, 24);
+  buf.writeUInt32LE(h.count, 32);
+  buf.writeUInt32LE(h.words[1], 36);
+  buf.writeUInt32LE(h.words[2], 40);
+  buf.writeUInt32LE(crc32(buf, 0, 44), 44);
+}
+
+/** The header at the start of `buf`, or null unless it is intact and of this magic and version. */
+export function readSidecarHeader(buf: Buffer, magic: Buffer, version: number): SidecarHeader | null {
+  if (buf.length < SIDECAR_HEADER || buf.compare(magic, 0, 8, 0, 8) !== 0) return null;
+  if (buf.readUInt16LE(8) !== version || buf.readUInt16LE(10) !== SIDECAR_HEADER) return null;
+  if (crc32(buf, 0, 44) !== buf.readUInt32LE(44)) return null;
+  return {
+    segmentNo: readU64(buf, 16),
+    segmentSize: readU64(buf, 24),
+    count: buf.readUInt32LE(32),
+    words: [buf.readUInt32LE(12), buf.readUInt32LE(36), buf.readUInt32LE(40)],
+  };
+}
+
 export interface SegmentHeader {
   version: number;
   segmentNo: number;

@@ -15,12 +15,12 @@
 //      records u32, min time f64, max time f64, reserved u64 ×2 }
 //   then CRC-32 of the group table (u32).
 import { crc32 } from './crc32';
-import { readU64, writeU64 } from './format';
+import { readSidecarHeader, readU64, SIDECAR_HEADER, writeSidecarHeader, writeU64 } from './format';
 
 export const GROUP_BYTES = 1024 * 1024;
 const INDEX_MAGIC = Buffer.from('LCINDEX\0', 'latin1');
 const INDEX_VERSION = 1;
-const INDEX_HEADER = 48;
+const INDEX_HEADER = SIDECAR_HEADER;
 const GROUP_ENTRY = 64;
 
 function grow<T extends Float64Array | Uint32Array>(a: T, n: number): T {
@@ -109,13 +109,7 @@ export class SegmentIndex {
   encode(segmentNo: number, segmentSize: number): Buffer {
     const n = this.count;
     const buf = Buffer.alloc(INDEX_HEADER + n * GROUP_ENTRY + 4);
-    INDEX_MAGIC.copy(buf, 0);
-    buf.writeUInt16LE(INDEX_VERSION, 8);
-    buf.writeUInt16LE(INDEX_HEADER, 10);
-    writeU64(buf, segmentNo, 16);
-    writeU64(buf, segmentSize, 24);
-    buf.writeUInt32LE(n, 32);
-    buf.writeUInt32LE(crc32(buf, 0, 44), 44);
+    writeSidecarHeader(buf, INDEX_MAGIC, INDEX_VERSION, { segmentNo, segmentSize, count: n, words: [0, 0, 0] });
     for (let g = 0; g < n; g++) {
       const o = INDEX_HEADER + g * GROUP_ENTRY;
       writeU64(buf, this.off[g], o);
@@ -134,11 +128,9 @@ export class SegmentIndex {
   /** The index of segment `segmentNo` of `segmentSize` bytes, or null if `buf` is not an
    *  intact index of exactly that. */
   static decode(buf: Buffer, segmentNo: number, segmentSize: number): SegmentIndex | null {
-    if (buf.length < INDEX_HEADER + 4 || buf.compare(INDEX_MAGIC, 0, 8, 0, 8) !== 0) return null;
-    if (buf.readUInt16LE(8) !== INDEX_VERSION || buf.readUInt16LE(10) !== INDEX_HEADER) return null;
-    if (crc32(buf, 0, 44) !== buf.readUInt32LE(44)) return null;
-    if (readU64(buf, 16) !== segmentNo || readU64(buf, 24) !== segmentSize) return null;
-    const n = buf.readUInt32LE(32);
+    const h = readSidecarHeader(buf, INDEX_MAGIC, INDEX_VERSION);
+    if (h === null || h.segmentNo !== segmentNo || h.segmentSize !== segmentSize) return null;
+    const n = h.count;
     const t = INDEX_HEADER + n * GROUP_ENTRY;
     if (buf.length !== t + 4 || crc32(buf, INDEX_HEADER, t) !== buf.readUInt32LE(t)) return null;
     const idx = new SegmentIndex();

@@ -14,14 +14,14 @@
 // The filters of a finished segment live in `logcaster-NNN.tf` next to it (layout in
 // JOURNAL.md, encoded and checked here); the newest segment, still growing, has none.
 import { crc32 } from './crc32';
-import { readU64, writeU64 } from './format';
+import { readSidecarHeader, SIDECAR_HEADER, writeSidecarHeader, writeU64 } from './format';
 
 /** Bytes of one group's filter (2^19 bits). */
 export const FILTER_BYTES = 64 * 1024;
 const FILTER_MASK = FILTER_BYTES * 8 - 1;
 const FILE_MAGIC = Buffer.from('LCTOKFLT', 'latin1');
 const FILE_VERSION = 1;
-export const FILTER_HEADER = 48;
+export const FILTER_HEADER = SIDECAR_HEADER;
 const HASHES = 2;
 
 /** Adds every trigram of data[start, end) to `bits`. */
@@ -78,16 +78,7 @@ export function encodeFilterFile(segmentNo: number, segmentSize: number, groups:
   const n = filters.length;
   if (groups.length !== n) throw new RangeError('encodeFilterFile: one filter per group');
   const buf = Buffer.alloc(filterOffset(n, n));
-  FILE_MAGIC.copy(buf, 0);
-  buf.writeUInt16LE(FILE_VERSION, 8);
-  buf.writeUInt16LE(FILTER_HEADER, 10);
-  buf.writeUInt32LE(FILTER_BYTES, 12);
-  writeU64(buf, segmentNo, 16);
-  writeU64(buf, segmentSize, 24);
-  buf.writeUInt32LE(n, 32);
-  buf.writeUInt32LE(HASHES, 36);
-  buf.writeUInt32LE(groupsDigest(groups), 40);
-  buf.writeUInt32LE(crc32(buf, 0, 44), 44);
+  writeSidecarHeader(buf, FILE_MAGIC, FILE_VERSION, { segmentNo, segmentSize, count: n, words: [FILTER_BYTES, HASHES, groupsDigest(groups)] });
   filters.forEach((f, g) => {
     buf.set(f, filterOffset(n, g));
     buf.writeUInt32LE(crc32(f, 0, f.length), FILTER_HEADER + 4 * g);
@@ -98,12 +89,10 @@ export function encodeFilterFile(segmentNo: number, segmentSize: number, groups:
 /** Whether `head` (the first FILTER_HEADER bytes of a filter file) is an intact header
  *  describing segment `segmentNo` of exactly `segmentSize` bytes in exactly `groups`. */
 export function filterHeaderMatches(head: Buffer, segmentNo: number, segmentSize: number, groups: readonly GroupRange[]): boolean {
-  if (head.length < FILTER_HEADER || head.compare(FILE_MAGIC, 0, 8, 0, 8) !== 0) return false;
-  if (head.readUInt16LE(8) !== FILE_VERSION || head.readUInt16LE(10) !== FILTER_HEADER) return false;
-  if (head.readUInt32LE(12) !== FILTER_BYTES || head.readUInt32LE(36) !== HASHES) return false;
-  if (crc32(head, 0, 44) !== head.readUInt32LE(44)) return false;
-  if (readU64(head, 16) !== segmentNo || readU64(head, 24) !== segmentSize || head.readUInt32LE(32) !== groups.length) return false;
-  return head.readUInt32LE(40) === groupsDigest(groups);
+  const h = readSidecarHeader(head, FILE_MAGIC, FILE_VERSION);
+  if (h === null || h.segmentNo !== segmentNo || h.segmentSize !== segmentSize || h.count !== groups.length) return false;
+  const [filterBytes, hashes, digest] = h.words;
+  return filterBytes === FILTER_BYTES && hashes === HASHES && digest === groupsDigest(groups);
 }
 
 /** Group g's filter read from a filter file's bytes [crc, filter) — null when its CRC
