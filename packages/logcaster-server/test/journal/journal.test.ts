@@ -6,6 +6,7 @@ import {
   HEADER_SIZE, Journal, JournalOptions, JournalStall, SegmentIndex, crc32, crc32Table, decodeAnyHeader, decodeHeader, scanSegment,
 } from '../../src/journal';
 import { encodeHeader } from '../../src/journal/format';
+import { LogStore } from '../../src/store/log-store';
 import { delay, fillFilesystem, nextTurn, rmDir, smallFilesystem, tmpDir, waitFor } from '@logcaster/testkit';
 import { Entry, segFiles, writeV1Segment } from './helpers';
 
@@ -608,6 +609,35 @@ describe('journal: fsync policies and durability acknowledgements', function () 
     const j2 = Journal.open(opts(dir, { rotateSize: 300, maxFiles: 100 }));
     expect(readAll(j2).loaded).to.equal(50);
     await j2.close();
+  });
+});
+
+describe('journal: memory while it writes', function () {
+  this.timeout(60000);
+  let dir: string;
+  beforeEach(() => { dir = tmpDir('mem'); });
+  afterEach(() => rmDir(dir));
+
+  it('releases the store chunks it has written while the main thread never yields (line rate)', async () => {
+    // At line rate ingestion keeps the main thread busy, and the writer's 'written'
+    // messages arrive late; the chunks they release must not pile up meanwhile (they did:
+    // over 1 GB resident). Here the thread does not yield at all while 256 MiB go through
+    // a 64 KiB-chunk store: what it allocates must stay near the writer's backlog (32 MiB).
+    const j = Journal.open(opts(dir, { fsync: 'interval', rotateSize: 64 << 20, maxFiles: 100 }));
+    try {
+      const store = new LogStore(1000, 1024, 64 * 1024, 1);
+      store.setRecorder((r) => j.write(r, store.peers.names));
+      const line = Buffer.alloc(1000, 'x');
+      const n = Math.ceil((256 << 20) / (line.length + 1));
+      for (let i = 0; i < n; i++) store.append(line, 0, line.length, i, 0);
+      store.cut();
+      expect(store.allocatedBytes, 'bytes of store chunks allocated').to.be.at.most(48 << 20);
+      j.flush();
+      await j.close();
+      expect(j.stats.persistedLines).to.equal(n);
+    } finally {
+      await j.close();
+    }
   });
 });
 
