@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { rmDir, tmpDir, waitFor } from '@logcaster/testkit';
 
 import { parseCli } from '../../src/cli/args';
-import { runSync, startCli, type Running } from '../support/cli';
+import { runSync, startCliPerTest } from '../support/cli';
 import { QueryClient } from '../support/helpers';
 
 const TOKEN = 'cli-access-token-5be0d2a8f1';
@@ -15,16 +15,9 @@ const TOKEN = 'cli-access-token-5be0d2a8f1';
 describe('access: logcaster CLI', function () {
   this.timeout(30000);
   let dir: string;
-  let run: Running | undefined;
+  const start = startCliPerTest();
   before(() => (dir = tmpDir('cli-access')));
   after(() => rmDir(dir));
-  afterEach(async () => {
-    if (run) {
-      run.child.kill('SIGTERM');
-      await run.exited;
-      run = undefined;
-    }
-  });
   const env = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
     const e = { ...process.env, ...extra };
     if (!('LOGCASTER_QUERY_TOKEN' in extra)) delete e.LOGCASTER_QUERY_TOKEN;
@@ -64,13 +57,13 @@ describe('access: logcaster CLI', function () {
   });
 
   it('--query-insecure starts, warns, and the start line shows each address', async () => {
-    run = await startCli(['--data-dir', 'none', '--host', '127.0.0.1', '--query-host', '0.0.0.0', '--query-insecure'], env());
+    const run = await start(['--data-dir', 'none', '--host', '127.0.0.1', '--query-host', '0.0.0.0', '--query-insecure'], env());
     expect(run.line).to.match(/ ingest=127\.0\.0\.1:\d+ query=0\.0\.0\.0:\d+ /);
     expect(run.stderr()).to.match(/warning: --query-insecure: the query port on 0\.0\.0\.0 serves anyone who can connect/);
   });
 
   it('a token on the command line works and is warned about', async () => {
-    run = await startCli(['--data-dir', 'none', '--query-token', TOKEN, '--query-auth-loopback'], env());
+    const run = await start(['--data-dir', 'none', '--query-token', TOKEN, '--query-auth-loopback'], env());
     expect(run.stderr()).to.match(/warning: --query-token: a token on the command line is visible to every user/);
     const q = await QueryClient.open(run.queryPort);
     expect(await q.ask(`AUTH ${TOKEN}`)).to.equal('AUTH: OK');
@@ -82,7 +75,7 @@ describe('access: logcaster CLI', function () {
     const file = path.join(dir, 'tokens');
     writeFileSync(file, `# operators\nfile-token-9c3e71b04d2a\n`);
     chmodSync(file, 0o644);
-    run = await startCli(['--data-dir', 'none', '--query-host', '0.0.0.0', '--query-token-file', file, '--query-auth-loopback'], env({ LOGCASTER_QUERY_TOKEN: TOKEN }));
+    const run = await start(['--data-dir', 'none', '--query-host', '0.0.0.0', '--query-token-file', file, '--query-auth-loopback'], env({ LOGCASTER_QUERY_TOKEN: TOKEN }));
     expect(run.line).to.match(/ query=0\.0\.0\.0:\d+ /);
     expect(run.stderr()).to.match(/warning: token file .* is readable by other users \(mode 644\)/);
     expect(run.stderr()).not.to.match(/command line/);
@@ -93,8 +86,7 @@ describe('access: logcaster CLI', function () {
     }
     const bad = await QueryClient.open(run.queryPort);
     expect(await bad.ask('AUTH not-a-token')).to.equal('ERROR: authentication failed');
-    const r = run;
-    await waitFor(() => /query AUTH failed from 127\.0\.0\.1 \(1 recent failure from there/.test(r.stderr()), 5000, 'the failure on stderr');
+    await waitFor(() => /query AUTH failed from 127\.0\.0\.1 \(1 recent failure from there/.test(run.stderr()), 5000, 'the failure on stderr');
     bad.close();
   });
 });

@@ -8,24 +8,12 @@ import { checkOptions, OPTIONS, parseCli } from '../../src/cli/args';
 import { createLogCaster, type FsyncPolicy, type LogCasterOptions } from '../../src';
 import { parseSize } from '../../src/cli/size';
 import { connectTo, delay, tmpDir } from '@logcaster/testkit';
-import { runSync, startCli, type Running } from '../support/cli';
+import { runSync, startCliPerTest } from '../support/cli';
 import { QueryClient, stripStamp } from '../support/helpers';
 
 describe('logcaster CLI', function () {
   this.timeout(60000);
-  // Every server a test starts is killed after it, whether the test passed or not.
-  const started: Running[] = [];
-  const start = async (args: string[]): Promise<Running> => {
-    const r = await startCli(args);
-    started.push(r);
-    return r;
-  };
-  afterEach(async () => {
-    for (const r of started.splice(0)) {
-      r.child.kill('SIGKILL');
-      await r.exited;
-    }
-  });
+  const start = startCliPerTest();
 
   it('parses sizes with suffixes', () => {
     expect(parseSize('64k')).to.equal(65536);

@@ -34,7 +34,13 @@ describe('server lifecycle on a data directory', function () {
     const a = await startCli(['--data-dir', dir, '--rotate-size', '4k', '--max-files', '30']);
     try {
       const s = await connectTo(a.ingestPort);
-      s.end(Array.from({ length: 2000 }, (_, i) => `owner line ${i} ${'x'.repeat(40)}`).join('\n') + '\n');
+      // In ten writes a turn apart: what arrives in one turn is one journal record, and a
+      // record is never split across segments (one 113 KB write could make one segment).
+      for (let k = 0; k < 10; k++) {
+        s.write(Array.from({ length: 200 }, (_, i) => `owner line ${k * 200 + i} ${'x'.repeat(40)}\n`).join(''));
+        await delay(30);
+      }
+      s.end();
       await new Promise((r) => s.once('close', r));
       const q = await QueryClient.open(a.queryPort);
       expect(await q.ask('COUNT')).to.equal('COUNT: 2000');

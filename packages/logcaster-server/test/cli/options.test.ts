@@ -8,28 +8,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { connectTo, delay, itUnless, rmDir, sendAndClose, tmpDir, waitFor } from '@logcaster/testkit';
-import { BIN, startCli, type Running } from '../support/cli';
+import { BIN, startCliPerTest } from '../support/cli';
 import { QueryClient, stripStamp } from '../support/helpers';
 
 describe('logcaster CLI options at work', function () {
   this.timeout(60000);
-  const started: Running[] = [];
+  const start = startCliPerTest();
   const dirs: string[] = [];
-  const start = async (args: string[], env?: NodeJS.ProcessEnv, cwd?: string): Promise<Running> => {
-    const r = await startCli(args, env, undefined, cwd);
-    started.push(r);
-    return r;
-  };
   const scratch = (): string => {
     const d = tmpDir('cli');
     dirs.push(d);
     return d;
   };
-  afterEach(async () => {
-    for (const r of started.splice(0)) {
-      r.child.kill('SIGKILL');
-      await r.exited;
-    }
+  afterEach(() => {
     for (const d of dirs.splice(0)) rmDir(d);
   });
 

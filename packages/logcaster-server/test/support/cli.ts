@@ -70,3 +70,20 @@ export async function startCli(args: string[], env: NodeJS.ProcessEnv = process.
   if (!m) throw new Error(`bad start line: ${line}`);
   return { child, line, ingestPort: Number(m[1]), queryPort: Number(m[2]), httpPort: Number(m[3] ?? NaN), exited, stderr: () => err };
 }
+
+/** A start function for a suite whose every server is killed after its test, whether
+ *  the test passed or not (call it in the describe body: it registers an afterEach). */
+export function startCliPerTest(): (args: string[], env?: NodeJS.ProcessEnv, cwd?: string) => Promise<Running> {
+  const started: Running[] = [];
+  afterEach(async () => {
+    for (const r of started.splice(0)) {
+      r.child.kill('SIGKILL');
+      await r.exited;
+    }
+  });
+  return async (args, env, cwd) => {
+    const r = await startCli(args, env, undefined, cwd);
+    started.push(r);
+    return r;
+  };
+}
