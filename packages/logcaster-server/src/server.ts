@@ -203,6 +203,11 @@ export interface LogCasterStats {
   historyGroupsOutsideWindow: number;
   /** Disk groups found damaged while a query read them (the damaged records skipped). */
   historyGroupsDamaged: number;
+  /** Bytes and files of the journal's segments on disk (0 memory-only). */
+  journalBytes: number;
+  journalFiles: number;
+  /** Finished segments whose token filter is still being built (read whole meanwhile). */
+  filtersPending: number;
   storeBytes: number;
   uptimeSeconds: number;
 }
@@ -658,6 +663,9 @@ export class LogCaster extends EventEmitter {
       historyGroupsSkipped: this.engine?.groupsSkipped ?? 0,
       historyGroupsOutsideWindow: this.engine?.groupsOutsideWindow ?? 0,
       historyGroupsDamaged: this.engine?.groupsDamaged ?? 0,
+      journalBytes: this.journal?.detailedStats.diskBytes ?? 0,
+      journalFiles: js?.files ?? 0,
+      filtersPending: this.journal?.unfiltered.length ?? 0,
       storeBytes: this.store.bytes,
       uptimeSeconds: this.startedAt ? Math.floor((Date.now() - this.startedAt) / 1000) : 0,
     };
@@ -670,7 +678,9 @@ export class LogCaster extends EventEmitter {
       `Backend=${s.backend}, Connections=${s.connections}, Rejected=${s.rejected}, LinesReceived=${s.linesReceived}, ` +
       `BytesReceived=${s.bytesReceived}, Truncated=${s.truncated}, Persisted=${s.persisted}, PersistedBytes=${s.persistedBytes}, ` +
       `Persisting=${s.persisting}${s.persistError ? ` (${s.persistError.replace(/, /g, ' ')})` : ''}, PersistDropped=${s.persistDropped}, ` +
-      `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, QueryClients=${s.queryClients}, QueryRejected=${s.queryRejected}, ` +
+      `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, JournalBytes=${s.journalBytes}, JournalFiles=${s.journalFiles}, ` +
+      `FiltersPending=${s.filtersPending}, HistoryGroupsSkipped=${s.historyGroupsSkipped}, HistoryGroupsOutsideWindow=${s.historyGroupsOutsideWindow}, ` +
+      `HistoryGroupsDamaged=${s.historyGroupsDamaged}, QueryClients=${s.queryClients}, QueryRejected=${s.queryRejected}, ` +
       `AuthFailures=${s.authFailures}, AuthRequired=${s.authRequired}, IngestDenied=${s.ingestDenied}, QueryDenied=${s.queryDenied}, ` +
       `UdpReceived=${s.udpReceived}, UdpTruncated=${s.udpTruncated}, UdpDropped=${s.udpDropped}, ` +
       `UnixReceived=${s.unixReceived}, UnixTruncated=${s.unixTruncated}, UnixDropped=${s.unixDropped}, ` +
@@ -698,6 +708,13 @@ export class LogCaster extends EventEmitter {
       ingestDenied: this.denied.ingest,
       queryDenied: this.denied.query,
       regexTimeouts: this.engine?.regexTimeouts ?? 0,
+      history: this.engine && {
+        retainedLines: this.engine.retained,
+        groupsSkipped: this.engine.groupsSkipped,
+        groupsOutsideWindow: this.engine.groupsOutsideWindow,
+        groupsDamaged: this.engine.groupsDamaged,
+        filtersPending: this.journal?.unfiltered.length ?? 0,
+      },
     });
   }
 

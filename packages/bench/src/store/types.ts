@@ -72,6 +72,8 @@ export interface HistoryPart {
   journalBytes: number;
   journalFiles: number;
   loadSeconds: number;
+  /** From the last line persisted until every finished segment had its token filter. */
+  filterSeconds: number;
   rare?: QueryCase;
   full?: QueryCase;
   rssAfterLoadMb: number;

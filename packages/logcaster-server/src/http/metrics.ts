@@ -33,6 +33,8 @@ export interface MetricsSources {
   ingestDenied: number;
   queryDenied: number;
   regexTimeouts: number;
+  /** What queries can see and how they read the journal (undefined before start). */
+  history: { retainedLines: number; groupsSkipped: number; groupsOutsideWindow: number; groupsDamaged: number; filtersPending: number } | undefined;
 }
 
 export type QueryVia = 'query_port' | 'http';
@@ -79,6 +81,15 @@ export class ServerMetrics {
     e.counter('logcaster_dropped_lines_total', 'Lines evicted from memory at --capacity (still in the journal while it keeps them).', s.store.dropped);
     e.gauge('logcaster_store_lines', 'Lines held in memory now.', s.store.size);
     e.gauge('logcaster_store_bytes', 'Bytes of the lines held in memory now.', s.store.bytes);
+    e.gauge('logcaster_store_allocated_bytes', 'Bytes of the memory window\'s chunks, in use or pooled (never freed).', s.store.allocatedBytes);
+    const h = s.history;
+    if (h) {
+      e.gauge('logcaster_retained_lines', 'Lines a query can see now: the memory window and, with a journal, every line it retains.', h.retainedLines);
+      e.counter('logcaster_history_groups_skipped_total', 'Journal groups keyword queries did not read: their token filter ruled the keywords out.', h.groupsSkipped);
+      e.counter('logcaster_history_groups_outside_window_total', 'Journal groups time-filtered queries did not read: their time range misses the window.', h.groupsOutsideWindow);
+      e.counter('logcaster_history_groups_damaged_total', 'Journal groups found damaged while a query read them (the damaged records skipped).', h.groupsDamaged);
+      e.gauge('logcaster_journal_filters_pending', 'Finished journal segments whose token filter is still being built (queries read them whole meanwhile).', h.filtersPending);
+    }
     const j = s.journal;
     if (j) {
       e.counter('logcaster_persisted_lines_total', 'Lines written to the journal.', j.persistedLines);
@@ -87,6 +98,7 @@ export class ServerMetrics {
       e.gauge('logcaster_journal_stalled', '1 while the disk is full: lines wait in memory and are written once space returns.', j.stalled ? 1 : 0);
       e.counter('logcaster_journal_written_bytes_total', 'Bytes (framing included) written to the journal.', j.persistedBytes);
       e.gauge('logcaster_journal_segments', 'Journal segment files in the data directory.', j.files);
+      e.gauge('logcaster_journal_bytes', 'Bytes of the journal segment files kept (retention applies to these).', j.diskBytes);
       e.counter('logcaster_journal_fsyncs_total', 'fsync calls on journal segments.', j.fsyncs);
       e.counter('logcaster_journal_corrupt_bytes_total', 'Damaged journal bytes skipped at open (torn tails, bad CRCs).', j.corruptBytesSkipped);
     }

@@ -213,6 +213,12 @@ describe('server: HTTP port', function () {
       expect(value('logcaster_persisted_lines_total')).to.be.at.most(s.total);
       expect(value('logcaster_persist_failed_lines_total')).to.equal(0);
       expect(value('logcaster_journal_segments')).to.be.at.least(1);
+      expect(value('logcaster_journal_segments')).to.equal(s.journalFiles);
+      expect(value('logcaster_journal_bytes')).to.equal(s.journalBytes);
+      expect(value('logcaster_retained_lines')).to.equal(s.current);
+      expect(value('logcaster_history_groups_skipped_total')).to.equal(s.historyGroupsSkipped);
+      expect(value('logcaster_journal_filters_pending')).to.equal(s.filtersPending);
+      expect(value('logcaster_store_allocated_bytes')).to.be.at.least(s.storeBytes);
       expect(value('logcaster_journal_written_bytes_total')).to.be.above(0);
       expect(value('logcaster_connections', { port: 'http' })).to.be.at.least(1);
       expect(value('logcaster_connections_accepted_total', { port: 'ingest' })).to.equal(s.connections);
