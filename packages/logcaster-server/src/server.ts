@@ -616,12 +616,12 @@ export class LogCaster extends EventEmitter {
 
   stats(): LogCasterStats {
     const c = this.ingest?.counters;
-    const js = this.journal?.stats;
+    const js = this.journal?.detailedStats;
     const rs = this.tls ? this.reactor?.stats() : undefined;
     const p = this.persistence();
     return {
       total: this.store.total + this.reloaded,
-      dropped: this.journal ? this.journal.detailedStats.retiredLines + this.journal.detailedStats.droppedLines : this.store.dropped,
+      dropped: js ? js.retiredLines + js.droppedLines : this.store.dropped,
       current: this.engine?.retained ?? this.store.size,
       clients: c?.clients ?? 0,
       backend: this.reactor?.backend ?? 'none',
@@ -657,15 +657,15 @@ export class LogCaster extends EventEmitter {
       persistedBytes: js?.persistedBytes ?? 0,
       persisting: p.state,
       persistError: p.problem,
-      persistDropped: this.journal?.detailedStats.droppedLines ?? 0,
+      persistDropped: js?.droppedLines ?? 0,
       reloaded: this.reloaded,
       tornSkipped: this.tornSkipped,
       historyGroupsSkipped: this.engine?.groupsSkipped ?? 0,
       historyGroupsOutsideWindow: this.engine?.groupsOutsideWindow ?? 0,
       historyGroupsDamaged: this.engine?.groupsDamaged ?? 0,
-      journalBytes: this.journal?.detailedStats.diskBytes ?? 0,
+      journalBytes: js?.diskBytes ?? 0,
       journalFiles: js?.files ?? 0,
-      filtersPending: this.journal?.unfiltered.length ?? 0,
+      filtersPending: js?.filtersPending ?? 0,
       storeBytes: this.store.bytes,
       uptimeSeconds: this.startedAt ? Math.floor((Date.now() - this.startedAt) / 1000) : 0,
     };
@@ -713,7 +713,6 @@ export class LogCaster extends EventEmitter {
         groupsSkipped: this.engine.groupsSkipped,
         groupsOutsideWindow: this.engine.groupsOutsideWindow,
         groupsDamaged: this.engine.groupsDamaged,
-        filtersPending: this.journal?.unfiltered.length ?? 0,
       },
     });
   }

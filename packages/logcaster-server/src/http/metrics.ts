@@ -34,7 +34,7 @@ export interface MetricsSources {
   queryDenied: number;
   regexTimeouts: number;
   /** What queries can see and how they read the journal (undefined before start). */
-  history: { retainedLines: number; groupsSkipped: number; groupsOutsideWindow: number; groupsDamaged: number; filtersPending: number } | undefined;
+  history: { retainedLines: number; groupsSkipped: number; groupsOutsideWindow: number; groupsDamaged: number } | undefined;
 }
 
 export type QueryVia = 'query_port' | 'http';
@@ -88,7 +88,6 @@ export class ServerMetrics {
       e.counter('logcaster_history_groups_skipped_total', 'Journal groups keyword queries did not read: their token filter ruled the keywords out.', h.groupsSkipped);
       e.counter('logcaster_history_groups_outside_window_total', 'Journal groups time-filtered queries did not read: their time range misses the window.', h.groupsOutsideWindow);
       e.counter('logcaster_history_groups_damaged_total', 'Journal groups found damaged while a query read them (the damaged records skipped).', h.groupsDamaged);
-      e.gauge('logcaster_journal_filters_pending', 'Finished journal segments whose token filter is still being built (queries read them whole meanwhile).', h.filtersPending);
     }
     const j = s.journal;
     if (j) {
@@ -99,6 +98,7 @@ export class ServerMetrics {
       e.counter('logcaster_journal_written_bytes_total', 'Bytes (framing included) written to the journal.', j.persistedBytes);
       e.gauge('logcaster_journal_segments', 'Journal segment files in the data directory.', j.files);
       e.gauge('logcaster_journal_bytes', 'Bytes of the journal segment files kept (retention applies to these).', j.diskBytes);
+      e.gauge('logcaster_journal_filters_pending', 'Finished journal segments whose token filter is still being built (queries read them whole meanwhile).', j.filtersPending);
       e.counter('logcaster_journal_fsyncs_total', 'fsync calls on journal segments.', j.fsyncs);
       e.counter('logcaster_journal_corrupt_bytes_total', 'Damaged journal bytes skipped at open (torn tails, bad CRCs).', j.corruptBytesSkipped);
     }

@@ -81,6 +81,8 @@ export interface JournalDetailedStats extends JournalStats {
   retiredLines: number;
   /** bytes of segment files kept */
   diskBytes: number;
+  /** finished segments without a token filter yet (being built; read whole meanwhile) */
+  filtersPending: number;
 }
 
 /** A segment as the journal keeps track of it. */
@@ -691,7 +693,6 @@ export class Journal {
       case 'written': {
         this.s.fsyncs = e.fsyncs;
         this.settle(e.msgs);
-        if (e.seq > this.writtenSeq) this.writtenSeq = e.seq;
         this.wakeReaders();
         // the records held back while the writer was busy (postSoon)
         if (this.pending.length > 0 && !this.closed && this.postSoon()) this.post();
@@ -922,7 +923,7 @@ export class Journal {
 
   /** Finished segments that have no token filter file yet, oldest first. */
   get unfiltered(): Segment[] {
-    return this.segments.slice(0, -1).filter((s) => s.filter === undefined && !s.doomed && s.index.count > 0);
+    return this.segments.slice(0, -1).filter(needsFilter);
   }
 
   /** `file` now holds the token filters of `seg` (built for its current index). */
@@ -1116,8 +1117,20 @@ export class Journal {
       replayedLines: this.s.replayedLines,
       retiredLines: this.s.retiredLines,
       diskBytes: this.diskBytes,
+      filtersPending: this.filtersPending(),
     };
   }
+
+  private filtersPending(): number {
+    let n = 0;
+    for (let i = 0; i < this.segments.length - 1; i++) if (needsFilter(this.segments[i])) n++;
+    return n;
+  }
+}
+
+/** A finished segment that has lines and no token filter file (yet). */
+function needsFilter(s: Segment): boolean {
+  return s.filter === undefined && !s.doomed && s.index.count > 0;
 }
 
 /** An error the writer thread reported, with the code and the file it failed on. */
