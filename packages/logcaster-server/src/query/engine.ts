@@ -52,6 +52,9 @@ const UNIT_HIT_LIMIT = 4096;
 /** …and a query keeps at most this many positions in all. */
 const QUERY_HIT_LIMIT = 65536;
 const DEFAULT_BATCH_BYTES = 256 * 1024;
+/** A token filter that could not be built is tried again after 1 s, 2 s, … at most 60 s. */
+const FILTER_RETRY_MS = 1000;
+const FILTER_RETRY_MAX_MS = 60_000;
 
 interface MemUnit {
   kind: 'mem';
@@ -138,6 +141,8 @@ export class QueryEngine {
   groupsDamaged = 0;
   /** Token filter files written. */
   filtersBuilt = 0;
+  private readonly filterRetries = new Set<NodeJS.Timeout>();
+  private closed = false;
 
   constructor(
     private readonly store: LogStore,
@@ -154,29 +159,44 @@ export class QueryEngine {
     for (const seg of journal.unfiltered) this.buildFilter(seg);
   }
 
-  private buildFilter(seg: Segment): void {
+  private buildFilter(seg: Segment, attempt = 0): void {
     const journal = this.history;
     if (journal === undefined || seg.doomed || this.filtering.has(seg)) return;
     this.filtering.add(seg);
     journal.pin([seg]);
     const out = journal.filterPath(seg);
     const groups = groupRanges(seg.index);
-    this.pool
-      .submit(this.indexer, { kind: 'filter', segment: seg.file, segmentNo: seg.no, segmentSize: seg.size, groups, out })
+    let written = false;
+    // A segment is finished when the main thread rotates; its last records may still be
+    // on their way to the file through the writer thread. Read it once they are there.
+    journal
+      .written(seg.index.lastSeqOf)
+      .then(() => this.pool.submit(this.indexer, { kind: 'filter', segment: seg.file, segmentNo: seg.no, segmentSize: seg.size, groups, out }))
       .then(
         (r) => {
-          if ((r as FilterReply).written) {
+          written = (r as FilterReply).written;
+          if (written) {
             journal.setFilter(seg, out);
             this.filtersBuilt++;
           }
         },
         () => {
-          /* the pool closed, or the worker failed: the segment is scanned without a filter */
+          /* the pool closed, or the worker failed (the filter file could not be written) */
         },
       )
       .finally(() => {
         this.filtering.delete(seg);
         journal.unpin([seg]);
+        // Not written (a short read while the disk was full, a failed write): queries
+        // read the segment whole meanwhile; try again later, less often each time.
+        if (!written && !this.closed && !seg.doomed) {
+          const t = setTimeout(() => {
+            this.filterRetries.delete(t);
+            this.buildFilter(seg, attempt + 1);
+          }, Math.min(FILTER_RETRY_MAX_MS, FILTER_RETRY_MS * 2 ** attempt));
+          t.unref();
+          this.filterRetries.add(t);
+        }
       });
   }
 
@@ -335,6 +355,9 @@ export class QueryEngine {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.filterRetries) clearTimeout(t);
+    this.filterRetries.clear();
     await this.pool.close();
   }
 }

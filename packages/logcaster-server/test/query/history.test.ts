@@ -119,6 +119,20 @@ describe('queries over the retained history (disk segments + memory window)', fu
     expect(line).to.match(new RegExp(`Reloaded=${N},`));
   });
 
+  it('every finished segment gets its token filter, also when rotation outran the writer thread', async () => {
+    // Each rotation hands the finished segment to the filter builder while its last
+    // records may still be on their way through the writer thread: the builder must
+    // read the segment only once they are in the file (a short read built nothing, and
+    // the segment stayed unfiltered for good).
+    // Many small connections: many small records, so that the writer thread lags.
+    const a = await start({ capacity: 1_000, rotateSize: 64 * 1024, fsync: 'never' });
+    await feed(a.lc, a.ingest, 0, 30_000, 100);
+    const finished = (): number => segmentFiles(dir, '.log').length - 1;
+    expect(finished(), 'segments finished').to.be.greaterThan(10);
+    await waitFor(() => a.lc.stats().filtersPending === 0, 20_000, () => `${a.lc.stats().filtersPending} of ${finished()} finished segments still without a token filter`);
+    expect(segmentFiles(dir, '.tf').length).to.equal(finished());
+  });
+
   it('keyword and regex queries with token filters find exactly what a plain scan of every line finds (random keywords)', async () => {
     const N = 60_000;
     const a = await start({ capacity: 5_000, rotateSize: 256 * 1024, fsync: 'never' });
