@@ -52,6 +52,10 @@ function blockRegexSafe(source: string): boolean {
   return !/\(\?<?[=!]/.test(source);
 }
 
+/** Bytes of lines a block regex runs over at once (see scanRegex): below V8's 128 KiB
+ *  large-object threshold, so that the window strings die young. */
+const REGEX_WINDOW = 64 * 1024;
+
 /** Escaped characters that stand for themselves. */
 const LITERAL_ESCAPES = new Set('.-/\\:=,;@#%&!~`\'"<>[](){}*+?|^$ _'.split(''));
 /** Characters that stand for themselves in a pattern (ASCII only: its UTF-8 bytes are
@@ -329,21 +333,30 @@ export class BlockMatcher {
   private scanRegex(b: BlockView, r: LineRange, visit: LineVisitor): number {
     const data = b.data;
     const re = this.blockRe!;
-    // ASCII: one latin1 character per byte, so string positions are byte offsets.
-    const text = data.toString('latin1', r.from, r.to);
-    re.lastIndex = 0;
-    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      const h = r.from + m.index;
-      if (h >= r.to) break; // an empty match at the very end belongs to no line
-      const ls = lineStartAt(b, h);
-      const le = lineEndFrom(b, ls);
-      // A match inside the line is the line's own match, unless the line holds a '\n'
-      // that the m flag turned into a line edge; anything else is checked line alone.
-      const own = b.lineEnds === undefined && h + m[0].length <= le;
-      const run = (this.runHint = runAt(b.runs, ls, this.runHint));
-      if (this.timeOk(b, run) && (own ? this.syslogOk(data, ls, le) : this.textOk(data, ls, le)) && !visit(ls, le, run)) return le + 1;
-      if (le + 1 >= r.to) break;
-      re.lastIndex = le + 1 - r.from;
+    // The regex runs over windows of whole lines, not the whole range at once: a
+    // window's string is small enough for V8's young generation, where the next
+    // scavenge frees it, while a range-sized string (megabytes) would sit in
+    // large-object space until a full collection. Each window starts at a line start
+    // and ends after a line's '\n', so ^, $ and \b see the same edges as in the range.
+    for (let from = r.from; from < r.to; ) {
+      const to = from + REGEX_WINDOW >= r.to ? r.to : Math.min(r.to, lineEndFrom(b, lineStartAt(b, from + REGEX_WINDOW)) + 1);
+      // ASCII: one latin1 character per byte, so string positions are byte offsets.
+      const text = data.toString('latin1', from, to);
+      re.lastIndex = 0;
+      for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+        const h = from + m.index;
+        if (h >= to) break; // an empty match at the very end belongs to no line
+        const ls = lineStartAt(b, h);
+        const le = lineEndFrom(b, ls);
+        // A match inside the line is the line's own match, unless the line holds a '\n'
+        // that the m flag turned into a line edge; anything else is checked line alone.
+        const own = b.lineEnds === undefined && h + m[0].length <= le;
+        const run = (this.runHint = runAt(b.runs, ls, this.runHint));
+        if (this.timeOk(b, run) && (own ? this.syslogOk(data, ls, le) : this.textOk(data, ls, le)) && !visit(ls, le, run)) return le + 1;
+        if (le + 1 >= to) break;
+        re.lastIndex = le + 1 - from;
+      }
+      from = to;
     }
     return r.to;
   }
