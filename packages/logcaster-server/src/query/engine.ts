@@ -130,7 +130,8 @@ export class QueryEngine {
   private readonly pool: ScanPool;
   private readonly sources = new WeakMap<StoreBlock, { view: BlockView; source: MemSource }>();
   private history: Journal | undefined;
-  /** Who builds token filters, as the pool's fairness sees it (one more client). */
+  /** Who builds token filters, as the pool's fairness sees it: one more client, with
+   *  one job running at most, so that queries always find a worker. */
   private readonly indexer = {};
   private filtering = new Set<Segment>();
   /** Disk groups a keyword query did not read thanks to their token filter. */
@@ -171,7 +172,7 @@ export class QueryEngine {
     // on their way to the file through the writer thread. Read it once they are there.
     journal
       .written(seg.index.lastSeqOf)
-      .then(() => this.pool.submit(this.indexer, { kind: 'filter', segment: seg.file, segmentNo: seg.no, segmentSize: seg.size, groups, out }))
+      .then(() => this.pool.submit(this.indexer, { kind: 'filter', segment: seg.file, segmentNo: seg.no, segmentSize: seg.size, groups, out }, { maxRunning: 1 }))
       .then(
         (r) => {
           written = (r as FilterReply).written;

@@ -5,12 +5,18 @@
 // takes a job of the owner with the fewest jobs running, the longest-unserved one among
 // equals — a client that queued a thousand jobs does not delay one that queued one.
 //
-// A job can still hold a worker for long: a catastrophic regex on one line. When a job
-// has run for its quantum while another owner waits, the worker is terminated and the
-// job goes back to the head of its owner's queue with twice the quantum, up to 8 (so a
-// slow but finite job finishes once it is alone or its quantum is large enough); its owner's
-// other jobs wait behind it. With 10 clients running `(a+)+$`, another client's REGEX
-// waits about one quantum per job ahead of it instead of ten regex budgets.
+// A job can still hold a worker for long: a catastrophic regex on one line. When a regex
+// job has run for its quantum while another owner waits, the worker is terminated and
+// the job goes back to the head of its owner's queue with twice the quantum, up to 8 (so
+// a slow but finite job finishes once it is alone or its quantum is large enough); its
+// owner's other jobs wait behind it. With 10 clients running `(a+)+$`, another client's
+// REGEX waits about one quantum per job ahead of it instead of ten regex budgets.
+// Every other job (keywords, time windows, token filters) costs time linear in the bytes
+// of its units and runs to its end: killing it would throw that work away, and the
+// replacement worker costs a new isolate (tens of MB while the old one is torn down).
+//
+// An owner may be limited to fewer running jobs than the pool has workers (the token
+// filter builder runs one at a time), so that it never holds every worker.
 //
 // A regex query's *budget* is the wall time during which at least one of its jobs runs;
 // when it runs out the running job's worker is terminated and the query fails with
@@ -53,6 +59,9 @@ export class Budget {
 export interface SubmitOptions {
   budget?: Budget;
   cancelled?: () => boolean;
+  /** The most jobs of this owner that run at once (default: every worker). The first
+   *  submit of an owner sets it. */
+  maxRunning?: number;
 }
 
 interface Task {
@@ -76,6 +85,7 @@ interface Slot {
 interface OwnerState {
   queue: Task[];
   running: number;
+  maxRunning: number;
   lastServed: number;
 }
 
@@ -83,6 +93,11 @@ const SCRIPT = path.join(__dirname, 'scan-worker.js');
 /** A preempted job's quantum doubles up to this many base quanta: slow but finite jobs
  *  get through, and a waiting client is never held longer than that. */
 const MAX_QUANTUM_GROWTH = 8;
+
+/** Whether a job may run without bound (a regex can backtrack catastrophically). */
+function preemptible(job: ScanJob): boolean {
+  return job.kind !== 'filter' && job.spec.regex !== undefined;
+}
 
 export class ScanPool {
   readonly size: number;
@@ -110,7 +125,7 @@ export class ScanPool {
     return new Promise((resolve, reject) => {
       let st = this.owners.get(owner);
       if (st === undefined) {
-        st = { queue: [], running: 0, lastServed: -1 };
+        st = { queue: [], running: 0, maxRunning: opts.maxRunning ?? Infinity, lastServed: -1 };
         this.owners.set(owner, st);
       }
       st.queue.push({ owner, job, budget: opts.budget, cancelled: opts.cancelled ?? (() => false), quantum: this.quantumMs, resolve, reject });
@@ -132,7 +147,7 @@ export class ScanPool {
     for (;;) {
       let best: OwnerState | undefined;
       for (const st of this.owners.values()) {
-        if (st.queue.length === 0) continue;
+        if (st.queue.length === 0 || st.running >= st.maxRunning) continue;
         if (best === undefined || st.running < best.running || (st.running === best.running && st.lastServed < best.lastServed)) best = st;
       }
       if (best === undefined) return undefined;
@@ -153,13 +168,13 @@ export class ScanPool {
   }
 
   private othersWaiting(owner: object): boolean {
-    for (const [o, st] of this.owners) if (o !== owner && st.queue.length > 0) return true;
+    for (const [o, st] of this.owners) if (o !== owner && st.queue.length > 0 && st.running < st.maxRunning) return true;
     return false;
   }
 
   private worker(slot: Slot): Worker {
     if (slot.worker !== undefined) return slot.worker;
-    const w = new Worker(SCRIPT, { workerData: { nice: this.nice } });
+    const w = new Worker(SCRIPT, { workerData: { nice: this.nice }, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
     w.unref();
     w.on('message', (res: WorkerResponse) => this.onMessage(slot, w, res));
     w.on('error', (err) => this.onGone(slot, w, err));
@@ -203,11 +218,11 @@ export class ScanPool {
       this.dispatch();
       return;
     }
-    if (now - slot.startedAt >= task.quantum && this.othersWaiting(task.owner)) {
+    if (preemptible(task.job) && now - slot.startedAt >= task.quantum && this.othersWaiting(task.owner)) {
       this.preemptions++;
       this.stop(slot, now);
       task.quantum = Math.min(task.quantum * 2, this.quantumMs * MAX_QUANTUM_GROWTH);
-      const st = this.owners.get(task.owner) ?? { queue: [], running: 0, lastServed: this.served };
+      const st = this.owners.get(task.owner) ?? { queue: [], running: 0, maxRunning: Infinity, lastServed: this.served };
       this.owners.set(task.owner, st);
       st.queue.unshift(task);
       this.dispatch();
