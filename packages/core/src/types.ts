@@ -431,4 +431,11 @@ export interface BackendModule {
     events: Int32Array,
     arena: Uint8Array,
   ) => NativeEngine;
+  /**
+   * Process-wide: fixes glibc malloc's mmap threshold at `bytes` (it otherwise grows to
+   * the largest block freed, and blocks below it stay resident after free). True if
+   * applied; false where the C library has no such setting. For programs that own
+   * their process, not for libraries embedded in someone else's.
+   */
+  setMallocMmapThreshold(bytes: number): boolean;
 }

@@ -1,12 +1,18 @@
 // The `logcaster` command.
 import { isIPv6 } from 'node:net';
 
+import { loadBackend, type BackendName } from '@logcaster/core';
+
 import { accessLogger } from '../access/access-log';
 import { cliTokenSources } from '../access/config';
 import { DataDirLockedError } from '../data-dir';
 import { LogCaster, type PersistenceEvent } from '../server';
 import { parseCli, USAGE } from './args';
 import { COMMANDS_HELP, isClientCommand, runClient } from './client';
+
+/** glibc's initial value, kept fixed: blocks above it (store chunks, scan buffers,
+ *  worker messages) are mmap()ed and go back to the system when freed. */
+const MALLOC_MMAP_THRESHOLD = 128 * 1024;
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION: string = (require('../../../package.json') as { version: string }).version;
@@ -44,6 +50,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`logcaster: ${what}${e.error ? ` (${e.error.message})` : ''}; ${e.dropped} lines not persisted so far\n`);
   });
   server.on('access', accessLogger((line) => process.stderr.write(`logcaster: ${line}\n`)));
+  fixMallocThreshold(opts.backend ?? 'auto');
   let info;
   try {
     info = await server.start();
@@ -105,4 +112,18 @@ function interrupted(): Promise<void> {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
+}
+
+/** The command owns its process, so it may tune the allocator for it (an embedding
+ *  program decides for itself): without a fixed threshold, glibc raises it to the
+ *  largest block freed, and the server's freed blocks of a few MiB stayed resident
+ *  (docs/ARCHITECTURE.md, "Memory"). */
+function fixMallocThreshold(backend: BackendName | 'auto'): void {
+  let loaded;
+  try {
+    loaded = loadBackend(backend);
+  } catch {
+    return; // start() reports why no backend loads
+  }
+  loaded.module.setMallocMmapThreshold(MALLOC_MMAP_THRESHOLD);
 }

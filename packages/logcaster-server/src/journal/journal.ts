@@ -445,6 +445,7 @@ export class Journal {
   private startWorker(): void {
     const w = new Worker(path.join(__dirname, 'writer-worker.js'), {
       workerData: { dir: this.dir, policy: this.policy, intervalMs: this.intervalMs, retryMs: this.stallRetryMs, ctl: this.ctl.buffer },
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
     w.unref();
     w.on('message', (e: WriterEvent) => this.onWriter(e));
