@@ -12,7 +12,10 @@ import { childPrelude, connectSendAndExit, type SuiteContext } from './context';
 function noGlibc(): string | null {
   if (process.platform !== 'linux') return `glibc malloc is a Linux C library, not on ${process.platform}`;
   const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
-  return header?.glibcVersionRuntime ? null : 'node does not run on glibc here';
+  if (!header?.glibcVersionRuntime) return 'node does not run on glibc here';
+  // ASan, jemalloc, tcmalloc: their malloc replaces glibc's in the children too.
+  const preload = process.env.LD_PRELOAD;
+  return preload ? `another allocator is preloaded (LD_PRELOAD=${preload})` : null;
 }
 
 /** RSS growth (MiB) in a fresh process when 256 blocks of 1 MiB are freed between 16
