@@ -86,7 +86,7 @@ function unitBytes(u: Unit): number {
 }
 
 /** A block of the store as a scan worker reaches it: peers renumbered for the block. */
-function memSource(b: StoreBlock, names: readonly string[]): { view: BlockView; source: MemSource } {
+export function memSource(b: StoreBlock, names: readonly string[]): { view: BlockView; source: MemSource } {
   const local = new Map<number, number>();
   const peers: string[] = [];
   const peer = new Uint32Array(b.runs.peer.length);

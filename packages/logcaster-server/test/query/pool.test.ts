@@ -4,9 +4,10 @@
 // the whole block.
 import { expect } from 'chai';
 
+import { memSource } from '../../src/query/engine';
 import { lineMatches, rangeOf, type QuerySpec } from '../../src/query/matcher';
 import { ScanPool } from '../../src/query/pool';
-import { runCount, type CountJob, type CountReply, type MemSource } from '../../src/query/scan-job';
+import { runCount, type CountJob, type CountReply } from '../../src/query/scan-job';
 import { LogStore, type StoreBlock } from '../../src/store/log-store';
 
 const T0 = 1_700_000_000_000;
@@ -33,24 +34,9 @@ function storeOf(lines: number, perPacket: number): { store: LogStore; texts: st
   return { store, texts };
 }
 
-function sourceOf(store: LogStore, b: StoreBlock): MemSource {
-  return {
-    kind: 'mem',
-    sab: b.chunk.buf.buffer as SharedArrayBuffer,
-    byteOffset: b.chunk.buf.byteOffset + b.start,
-    length: b.end - b.start,
-    firstSeq: b.firstSeq,
-    count: b.count,
-    runs: b.runs,
-    peers: store.peers.names.slice(),
-    lineEnds: b.lineEnds,
-  };
-}
-
 function countJob(store: LogStore, blocks: readonly StoreBlock[], spec: QuerySpec): CountJob {
   const units = blocks.map((b) => {
-    const source = sourceOf(store, b);
-    const view = { data: b.chunk.buf.subarray(b.start, b.end), firstSeq: b.firstSeq, count: b.count, runs: b.runs, peers: source.peers, lineEnds: b.lineEnds };
+    const { view, source } = memSource(b, store.peers.names);
     return { source, range: rangeOf(view, b.firstSeq, b.firstSeq + b.count) };
   });
   return { kind: 'count', spec, units, hitLimit: 0 };

@@ -7,8 +7,9 @@ import { expect } from 'chai';
 import { Rng } from '@logcaster/testkit';
 
 import { BlockMatcher, lineMatches, rangeOf, type QuerySpec } from '../../src/query/matcher';
-import { runCount, runExtract, type MemSource } from '../../src/query/scan-job';
-import { LogStore, type StoreBlock } from '../../src/store/log-store';
+import { memSource } from '../../src/query/engine';
+import { runCount, runExtract } from '../../src/query/scan-job';
+import { LogStore } from '../../src/store/log-store';
 
 /** A seeded source of floats in [0, 1). */
 const rng = (seed: number): (() => number) => {
@@ -62,20 +63,6 @@ function randomSpec(r: () => number, t0: number): QuerySpec {
   return spec;
 }
 
-function source(b: StoreBlock, names: readonly string[]): MemSource {
-  return {
-    kind: 'mem',
-    sab: b.chunk.buf.buffer as SharedArrayBuffer,
-    byteOffset: b.chunk.buf.byteOffset + b.start,
-    length: b.end - b.start,
-    firstSeq: b.firstSeq,
-    count: b.count,
-    runs: b.runs,
-    peers: names.slice(),
-    lineEnds: b.lineEnds,
-  };
-}
-
 describe('block scanner agrees with a line-at-a-time scan', function () {
   this.timeout(60000);
 
@@ -125,8 +112,7 @@ describe('block scanner agrees with a line-at-a-time scan', function () {
         const got: string[] = [];
         let counted = 0;
         for (const b of pinned.blocks) {
-          const src = source(b, names);
-          const view = { data: b.chunk.buf.subarray(b.start, b.end), firstSeq: b.firstSeq, count: b.count, runs: b.runs, peers: names, lineEnds: b.lineEnds };
+          const { view, source: src } = memSource(b, names);
           const range = rangeOf(view, lo, hi);
           counted += m.count(view, range);
           // extraction in small batches, resuming where the last one stopped
