@@ -117,7 +117,7 @@ function interrupted(): Promise<void> {
 /** The command owns its process, so it may tune the allocator for it (an embedding
  *  program decides for itself): without a fixed threshold, glibc raises it to the
  *  largest block freed, and the server's freed blocks of a few MiB stayed resident
- *  (docs/ARCHITECTURE.md, "Memory"). */
+ *  (docs/ARCHITECTURE.md, "Decisions and why"). */
 function fixMallocThreshold(backend: BackendName | 'auto'): void {
   let loaded;
   try {
