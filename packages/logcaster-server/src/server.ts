@@ -208,6 +208,8 @@ export interface LogCasterStats {
   journalFiles: number;
   /** Finished segments whose token filter is still being built (read whole meanwhile). */
   filtersPending: number;
+  /** Token filter builds that wrote nothing (a short read, a failed write), each retried. */
+  filterFailures: number;
   storeBytes: number;
   uptimeSeconds: number;
 }
@@ -666,6 +668,7 @@ export class LogCaster extends EventEmitter {
       journalBytes: js?.diskBytes ?? 0,
       journalFiles: js?.files ?? 0,
       filtersPending: js?.filtersPending ?? 0,
+      filterFailures: this.engine?.filterFailures ?? 0,
       storeBytes: this.store.bytes,
       uptimeSeconds: this.startedAt ? Math.floor((Date.now() - this.startedAt) / 1000) : 0,
     };
@@ -679,7 +682,7 @@ export class LogCaster extends EventEmitter {
       `BytesReceived=${s.bytesReceived}, Truncated=${s.truncated}, Persisted=${s.persisted}, PersistedBytes=${s.persistedBytes}, ` +
       `Persisting=${s.persisting}${s.persistError ? ` (${s.persistError.replace(/, /g, ' ')})` : ''}, PersistDropped=${s.persistDropped}, ` +
       `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, JournalBytes=${s.journalBytes}, JournalFiles=${s.journalFiles}, ` +
-      `FiltersPending=${s.filtersPending}, HistoryGroupsSkipped=${s.historyGroupsSkipped}, HistoryGroupsOutsideWindow=${s.historyGroupsOutsideWindow}, ` +
+      `FiltersPending=${s.filtersPending}, FilterFailures=${s.filterFailures}, HistoryGroupsSkipped=${s.historyGroupsSkipped}, HistoryGroupsOutsideWindow=${s.historyGroupsOutsideWindow}, ` +
       `HistoryGroupsDamaged=${s.historyGroupsDamaged}, QueryClients=${s.queryClients}, QueryRejected=${s.queryRejected}, ` +
       `AuthFailures=${s.authFailures}, AuthRequired=${s.authRequired}, IngestDenied=${s.ingestDenied}, QueryDenied=${s.queryDenied}, ` +
       `UdpReceived=${s.udpReceived}, UdpTruncated=${s.udpTruncated}, UdpDropped=${s.udpDropped}, ` +
@@ -713,6 +716,7 @@ export class LogCaster extends EventEmitter {
         groupsSkipped: this.engine.groupsSkipped,
         groupsOutsideWindow: this.engine.groupsOutsideWindow,
         groupsDamaged: this.engine.groupsDamaged,
+        filterFailures: this.engine.filterFailures,
       },
     });
   }

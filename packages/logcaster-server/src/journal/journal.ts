@@ -476,7 +476,12 @@ export class Journal {
     this.send({ op: 'writeFile', path: path.join(this.dir, indexName(old.no)), data: old.index.encode(old.no, old.size) });
     this.createSegment(this.nextSegmentNo(old.no), firstSeq);
     this.enforceRetention();
-    if (!old.doomed) for (const cb of this.finishedCbs) cb(old);
+    // Its last records may still be on their way through the writer thread: readers of
+    // the file hear of the segment once they are there (or the journal stalled, failed
+    // or closed: then what is missing is never read, see written()).
+    void this.written(old.index.lastSeqOf).then(() => {
+      if (!old.doomed && !this.closed) for (const cb of this.finishedCbs) cb(old);
+    });
   }
 
   /** Every file of a segment: its records, index and token filter. */
@@ -917,7 +922,8 @@ export class Journal {
     };
   }
 
-  /** `cb(seg)` after a segment was finished (rotation): its index is final. */
+  /** `cb(seg)` after a segment was finished (rotation) and its records written: its
+   *  index is final and its file holds every record the index names. */
   onFinished(cb: (seg: Segment) => void): void {
     this.finishedCbs.push(cb);
   }

@@ -142,6 +142,8 @@ export class QueryEngine {
   groupsDamaged = 0;
   /** Token filter files written. */
   filtersBuilt = 0;
+  /** Token filter builds that wrote nothing (a short read, a failed write): retried. */
+  filterFailures = 0;
   private readonly filterRetries = new Set<NodeJS.Timeout>();
   private closed = false;
 
@@ -168,11 +170,8 @@ export class QueryEngine {
     const out = journal.filterPath(seg);
     const groups = groupRanges(seg.index);
     let written = false;
-    // A segment is finished when the main thread rotates; its last records may still be
-    // on their way to the file through the writer thread. Read it once they are there.
-    journal
-      .written(seg.index.lastSeqOf)
-      .then(() => this.pool.submit(this.indexer, { kind: 'filter', segment: seg.file, segmentNo: seg.no, segmentSize: seg.size, groups, out }, { maxRunning: 1 }))
+    this.pool
+      .submit(this.indexer, { kind: 'filter', segment: seg.file, segmentNo: seg.no, segmentSize: seg.size, groups, out }, { maxRunning: 1 })
       .then(
         (r) => {
           written = (r as FilterReply).written;
@@ -191,6 +190,7 @@ export class QueryEngine {
         // Not written (a short read while the disk was full, a failed write): queries
         // read the segment whole meanwhile; try again later, less often each time.
         if (!written && !this.closed && !seg.doomed) {
+          this.filterFailures++;
           const t = setTimeout(() => {
             this.filterRetries.delete(t);
             this.buildFilter(seg, attempt + 1);

@@ -126,11 +126,12 @@ describe('queries over the retained history (disk segments + memory window)', fu
     // the segment stayed unfiltered for good).
     // Many small connections: many small records, so that the writer thread lags.
     const a = await start({ capacity: 1_000, rotateSize: 64 * 1024, fsync: 'never' });
-    await feed(a.lc, a.ingest, 0, 30_000, 100);
+    await feed(a.lc, a.ingest, 0, 90_000, 100);
     const finished = (): number => segmentFiles(dir, '.log').length - 1;
     expect(finished(), 'segments finished').to.be.greaterThan(10);
     await waitFor(() => a.lc.stats().filtersPending === 0, 20_000, () => `${a.lc.stats().filtersPending} of ${finished()} finished segments still without a token filter`);
     expect(segmentFiles(dir, '.tf').length).to.equal(finished());
+    expect(a.lc.stats().filterFailures, 'no build read a segment before its records were written').to.equal(0);
   });
 
   it('keyword and regex queries with token filters find exactly what a plain scan of every line finds (random keywords)', async () => {
