@@ -1,10 +1,9 @@
 // Conformance cases about the process around a reactor: what keeps it alive, what
 // lets it exit, exceptions nobody catches, worker threads and the blocking run().
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 
-import { delay, itUnless, peer, runNode, startNode, waitFor } from '@logcaster/testkit';
+import { delay, itUnless, peer, runNode, runNodeBlocking, startNode, waitFor } from '@logcaster/testkit';
 
 import { childPrelude, connectSendAndExit, type SuiteContext } from './context';
 
@@ -36,9 +35,7 @@ function rssAfterFrees(ctx: SuiteContext, fix: boolean): { applied: boolean | nu
       console.log(JSON.stringify({ applied, grownMb: rss() - before, kept: kept.length }));
     })();
   `;
-  const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 20000 });
-  if (r.status !== 0) throw new Error(`child failed (${r.status ?? r.signal}): ${r.stderr}`);
-  return JSON.parse(r.stdout) as { applied: boolean | null; grownMb: number };
+  return JSON.parse(runNodeBlocking(script, [], 20000, ['--expose-gc'])) as { applied: boolean | null; grownMb: number };
 }
 
 /** A worker running `code` (after the suite's prelude); terminated after the test. */

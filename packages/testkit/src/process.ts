@@ -87,10 +87,10 @@ export async function runNode(script: string, timeoutMs: number, options: NodeCh
  * process — is blocked until the child exits. Whatever the child does to our sockets
  * meanwhile (connects, sends, closes) is waiting in the kernel when our loop turns
  * again, so the next turn harvests it all at once. `args` are the script's
- * process.argv[1...]. Returns the child's stdout.
+ * process.argv[1...], `nodeOptions` node's own (`--expose-gc`). Returns the child's stdout.
  */
-export function runNodeBlocking(script: string, args: string[] = [], timeoutMs = 20000): string {
-  const r = spawnSync(process.execPath, ['-e', script, ...args], { encoding: 'utf8', timeout: timeoutMs });
+export function runNodeBlocking(script: string, args: string[] = [], timeoutMs = 20000, nodeOptions: string[] = []): string {
+  const r = spawnSync(process.execPath, [...nodeOptions, '-e', script, ...args], { encoding: 'utf8', timeout: timeoutMs });
   if (r.status !== 0) throw new Error(`blocking child failed (${r.status ?? r.signal}): ${r.stderr}${r.error ? String(r.error) : ''}`);
   return r.stdout;
 }

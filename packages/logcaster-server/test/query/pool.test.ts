@@ -76,12 +76,18 @@ describe('scan pool scheduling', function () {
     pools.push(p);
     return p;
   };
-  // 400,000 lines (~24 MB) in packets of 2,000 lines: a job that runs well past a 1 ms quantum.
-  const { store, texts } = storeOf(400_000, 2_000);
-  const blocks = store.pin().blocks;
   const keyword: QuerySpec = { keywords: [Buffer.from('zebrafish')], operator: 'AND' };
   const regex: QuerySpec = { keywords: [], operator: 'AND', regex: { source: 'zq[0-9]+x', flags: '' } };
-  const small = countJob(store, blocks.slice(0, 1), { keywords: [Buffer.from('error')], operator: 'AND' });
+  let store: LogStore;
+  let texts: string[];
+  let blocks: readonly StoreBlock[];
+  let small: CountJob;
+  before(() => {
+    // 400,000 lines (~24 MB) in packets of 2,000 lines: a job that runs well past a 1 ms quantum.
+    ({ store, texts } = storeOf(400_000, 2_000));
+    blocks = store.pin().blocks;
+    small = countJob(store, blocks.slice(0, 1), { keywords: [Buffer.from('error')], operator: 'AND' });
+  });
 
   it('a keyword job runs to its end while another owner waits; a regex job is preempted for it and then finishes', async () => {
     for (const [spec, preempted] of [
