@@ -1,9 +1,12 @@
 // Conformance cases about the process around a reactor: what keeps it alive, what
 // lets it exit, exceptions nobody catches, worker threads and the blocking run().
 import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-import { delay, itUnless, peer, runNode, runNodeBlocking, startNode, waitFor } from '@logcaster/testkit';
+import { cachedBytes, delay, itUnless, pageCacheUnobservable, peer, runNode, runNodeBlocking, startNode, waitFor } from '@logcaster/testkit';
 
 import { childPrelude, connectSendAndExit, type SuiteContext } from './context';
 
@@ -116,6 +119,40 @@ export function lifecycleCases(ctx: SuiteContext): void {
       expect(backend.setMallocMmapThreshold(64 * 1024 * 1024)).to.equal(false);
       expect(backend.setMallocMmapThreshold(-1)).to.equal(false);
       expect(() => (backend.setMallocMmapThreshold as (v: unknown) => boolean)('128k')).to.throw(TypeError, /setMallocMmapThreshold\(bytes\)/);
+    });
+  });
+
+  describe('page-cache advice (startWriteback, dropFromPageCache, for files written once)', () => {
+    itUnless(pageCacheUnobservable(), 'drops a written range from the page cache; data and the rest of the file stay', () => {
+      const backend = ctx.load();
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logcaster-pagecache-'));
+      const file = path.join(dir, 'written');
+      const MiB = 1024 * 1024;
+      const data = Buffer.alloc(16 * MiB);
+      for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+      const fd = fs.openSync(file, 'w+');
+      try {
+        fs.writeSync(fd, data, 0, data.length, 0);
+        expect(cachedBytes(file), 'control: a file just written is in the page cache').to.equal(16 * MiB);
+        expect(backend.startWriteback(fd, 0, 16 * MiB)).to.equal(true);
+        expect(backend.dropFromPageCache(fd, 0, 8 * MiB)).to.equal(true);
+        expect(cachedBytes(file)).to.equal(8 * MiB);
+        expect(fs.readFileSync(file).equals(data), 'the data read back from disk').to.equal(true);
+      } finally {
+        fs.closeSync(fd);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses what is not (fd, offset, length); a bad fd is advice not taken', () => {
+      const backend = ctx.load();
+      expect(() => (backend.dropFromPageCache as (...v: unknown[]) => boolean)(0, -1, 1)).to.throw(TypeError, /dropFromPageCache\(fd, offset, length\)/);
+      expect(() => (backend.startWriteback as (...v: unknown[]) => boolean)(0, 0)).to.throw(TypeError, /startWriteback\(fd, offset, length\)/);
+      expect(() => (backend.startWriteback as (...v: unknown[]) => boolean)(0, 0.5, 1)).to.throw(TypeError);
+      const notOpen = 999_999;
+      expect(() => fs.fstatSync(notOpen), 'control: no such fd').to.throw();
+      expect(backend.dropFromPageCache(notOpen, 0, 4096)).to.equal(false);
+      expect(backend.startWriteback(notOpen, 0, 4096)).to.equal(false);
     });
   });
 

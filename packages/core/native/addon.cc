@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "engine.h"
+#include "page_cache.h"
 
 namespace logcaster {
 
@@ -550,6 +551,7 @@ Napi::Object InitBackend(Napi::Env env, Napi::Object exports, const BackendDescr
 #endif
     return Napi::Boolean::New(e, applied);
   }));
+  ExportPageCache(env, exports);
   return exports;
 }
 

@@ -438,4 +438,14 @@ export interface BackendModule {
    * their process, not for libraries embedded in someone else's.
    */
   setMallocMmapThreshold(bytes: number): boolean;
+  /**
+   * Page-cache advice for a file written once and rarely read back (a log journal).
+   * startWriteback queues the range's dirty pages for writeback and returns at once;
+   * dropFromPageCache waits until the range is written (to the device, not flushed
+   * from its cache: fdatasync is still what makes data durable) and drops it from the
+   * page cache. Both return false where the OS has no such call (Linux has both) or
+   * refused; the file's data is never affected. Blocking: call from a worker thread.
+   */
+  startWriteback(fd: number, offset: number, length: number): boolean;
+  dropFromPageCache(fd: number, offset: number, length: number): boolean;
 }

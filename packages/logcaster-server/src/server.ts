@@ -102,6 +102,10 @@ export interface LogCasterOptions {
   retentionSize?: number;
   /** Seconds a line is kept (segments whose newest line is older are deleted; 0: no limit). Default 0. */
   retentionTime?: number;
+  /** Bytes of the newest journal data kept in the page cache once written; older data
+   *  is dropped from the cache when it is on disk (queries read it back). 0: the kernel
+   *  decides. Default 64 MiB. */
+  journalCache?: number;
   fsync?: FsyncPolicy;
   fsyncIntervalMs?: number;
   /** Write "OK\n" per stored line (after fsync with fsync 'always'). */
@@ -304,6 +308,7 @@ function resolveOptions(
     maxFiles: o.maxFiles ?? optionDefault('maxFiles')!,
     retentionSize: o.retentionSize ?? optionDefault('retentionSize')!,
     retentionTime: o.retentionTime ?? optionDefault('retentionTime')!,
+    journalCache: o.journalCache ?? optionDefault('journalCache')!,
     fsync: o.fsync ?? optionDefault('fsync')!,
     fsyncIntervalMs: o.fsyncIntervalMs ?? optionDefault('fsyncIntervalMs')!,
     ack: o.ack ?? false,
@@ -470,6 +475,7 @@ export class LogCaster extends EventEmitter {
       retentionMs: o.retentionTime * 1000,
       fsync: o.fsync,
       fsyncIntervalMs: o.fsyncIntervalMs,
+      dropBehind: o.journalCache > 0 ? { backend: this.reactor!.backend, keepBytes: o.journalCache } : undefined,
     });
     const journal = this.journal;
     const peers = this.store.peers;

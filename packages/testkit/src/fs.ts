@@ -64,3 +64,17 @@ export function fillFilesystem(dir: string, leave = 0): string {
   }
   return file;
 }
+
+/** Why page-cache residency cannot be observed here (fincore(1) reads it), or null. */
+export function pageCacheUnobservable(): string | null {
+  if (process.platform !== 'linux') return `page-cache advice is Linux-only here, not ${process.platform}`;
+  if (spawnSync('fincore', ['--version']).error) return 'fincore(1) is not installed (Debian: util-linux-extra)';
+  return null;
+}
+
+/** Bytes of `file` in the page cache, as fincore(1) counts them. */
+export function cachedBytes(file: string): number {
+  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`fincore ${file}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+  return Number(r.stdout.trim());
+}

@@ -125,6 +125,7 @@ export const OPTIONS: readonly OptionRow[] = [
   { flag: '--max-files', key: 'maxFiles', kind: 'count', min: 0, max: 100_000, default: 0, help: 'journal segments kept, the oldest deleted first; 0 = no limit (retention goes by size and age)' },
   { flag: '--retention-size', key: 'retentionSize', kind: 'size', min: 0, max: 2 ** 50, default: 4 * GiB, help: 'bytes of journal kept, the oldest segments deleted first; every retained line is queryable; 0 = no limit' },
   { flag: '--retention-time', key: 'retentionTime', kind: 'duration', min: 0, max: 100 * 365 * 86400, default: 0, help: 'how long lines are kept: segments whose newest line is older are deleted (checked every minute); 0 = no limit' },
+  { flag: '--journal-cache', key: 'journalCache', kind: 'size', min: 0, max: 2 ** 50, default: 64 * MiB, help: 'bytes of the newest journal kept in the page cache once written; older written data is dropped from the cache when on disk (queries read it back); 0 = the kernel decides' },
   { flag: '--fsync', key: 'fsync', kind: 'text', choices: FSYNC_CHOICES, placeholder: '<policy>', default: 'interval', help: 'when the journal is fsynced: never, every --fsync-interval, or always before acking (group commit)' },
   { flag: '--fsync-interval', key: 'fsyncIntervalMs', kind: 'ms', min: 1, max: MAX_TIMER_MS, default: 1000, help: 'fsync period of --fsync interval' },
   { flag: '--ack', key: 'ack', kind: 'flag', help: 'answer "OK" per stored line, in order; with --fsync always only once the line is on disk' },

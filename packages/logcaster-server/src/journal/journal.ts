@@ -17,6 +17,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 
+import type { BackendName } from '@logcaster/core';
+
 import {
   HEADER_SIZE, LEGACY_VERSION, FORMAT_VERSION, FILE_MAGIC, decodeAnyHeader, encodeHeader, encodeRecordHead, filterName,
   indexName, parseRecord, SEGMENT_RE, segmentName, type ParsedRecord,
@@ -49,6 +51,10 @@ export interface JournalOptions {
   /** On a full disk: bytes of lines kept for the disk while it is full (default 64 MiB);
    *  lines beyond it are counted in droppedLines and never reach the disk. */
   stallBufferBytes?: number;
+  /** Drop what the journal wrote from the page cache once it is on disk, except the
+   *  newest keepBytes (page-cache.ts says why); the backend named provides the call.
+   *  Absent: the kernel decides what stays cached. */
+  dropBehind?: { backend: BackendName; keepBytes: number };
 }
 
 export interface JournalStats {
@@ -189,6 +195,7 @@ export class Journal {
   private readonly policy: FsyncPolicy;
   private readonly intervalMs: number;
   private readonly stallRetryMs: number;
+  private readonly dropBehind: JournalOptions['dropBehind'];
   private readonly stallBufferBytes: number;
 
   private segments: Segment[] = [];
@@ -257,6 +264,7 @@ export class Journal {
     this.policy = opts.fsync;
     this.intervalMs = iv;
     this.stallRetryMs = opts.stallRetryMs ?? STALL_RETRY_MS;
+    this.dropBehind = opts.dropBehind;
     this.stallBufferBytes = opts.stallBufferBytes ?? STALL_BUFFER_BYTES;
   }
 
@@ -444,7 +452,7 @@ export class Journal {
 
   private startWorker(): void {
     const w = new Worker(path.join(__dirname, 'writer-worker.js'), {
-      workerData: { dir: this.dir, policy: this.policy, intervalMs: this.intervalMs, retryMs: this.stallRetryMs, ctl: this.ctl.buffer },
+      workerData: { dir: this.dir, policy: this.policy, intervalMs: this.intervalMs, retryMs: this.stallRetryMs, ctl: this.ctl.buffer, dropBehind: this.dropBehind },
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
     w.unref();
@@ -472,7 +480,8 @@ export class Journal {
     this.post();
     const old = this.segments[this.segments.length - 1];
     old.index.close();
-    this.send({ op: 'retire', segNo: old.no });
+    // Held in the page cache until its token filter is built from it (setFilter).
+    this.send({ op: 'retire', segNo: old.no, held: this.finishedCbs.length > 0 && old.index.count > 0 });
     this.send({ op: 'writeFile', path: path.join(this.dir, indexName(old.no)), data: old.index.encode(old.no, old.size) });
     this.createSegment(this.nextSegmentNo(old.no), firstSeq);
     this.enforceRetention();
@@ -935,7 +944,9 @@ export class Journal {
 
   /** `file` now holds the token filters of `seg` (built for its current index). */
   setFilter(seg: Segment, file: string): void {
-    if (!seg.doomed) seg.filter = file;
+    if (seg.doomed) return;
+    seg.filter = file;
+    if (!this.closed) this.send({ op: 'release', segNo: seg.no });
   }
 
   /** The path of a segment's token filter file (whether it exists or not). */
@@ -1032,7 +1043,7 @@ export class Journal {
     const old = this.segments;
     const last = old[old.length - 1];
     last.index.close();
-    this.send({ op: 'retire', segNo: last.no });
+    this.send({ op: 'retire', segNo: last.no, held: false });
     this.segments = [];
     this.createSegment(this.nextSegmentNo(last.no), this.seq + 1);
     const gone: string[] = [];

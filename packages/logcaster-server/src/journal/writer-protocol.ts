@@ -1,4 +1,6 @@
 // Messages between the journal (main thread) and its writer thread (writer-worker.ts).
+import type { BackendName } from '@logcaster/core';
+
 import type { FsyncPolicy } from './journal';
 
 /** A write message's `table`: per record, its head's length in `heads`, then the id of the
@@ -19,7 +21,10 @@ export type WriterOp =
       chunks: Array<{ id: number; sab: SharedArrayBuffer }>;
       forget: number[];
     }
-  | { op: 'retire'; segNo: number }
+  /** `held`: the segment is read back (token filter) before it may leave the page cache. */
+  | { op: 'retire'; segNo: number; held: boolean }
+  /** The held segment was read back. */
+  | { op: 'release'; segNo: number }
   | { op: 'unlink'; paths: string[] }
   | { op: 'writeFile'; path: string; data: Uint8Array }
   | { op: 'close' };
@@ -40,6 +45,8 @@ export interface WriterData {
   intervalMs: number;
   /** How often a write stalled on a full disk is tried again. */
   retryMs: number;
+  /** Page-cache drop-behind (JournalOptions.dropBehind). */
+  dropBehind: { backend: BackendName; keepBytes: number } | undefined;
   /** Int32 [0]: write messages finished, [1]: 1 once failed, [2]: 1 while stalled. */
   ctl: SharedArrayBuffer;
 }

@@ -15,7 +15,10 @@
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
+import { tryBackend } from '@logcaster/core';
+
 import { sealRecord } from './format';
+import { DropBehind } from './page-cache';
 import { CTL_FAILED, CTL_STALLED, CTL_WRITTEN, WRITE_TABLE_STRIDE, type WriterData, type WriterEvent, type WriterOp } from './writer-protocol';
 
 const IOV_MAX = 1024;
@@ -47,6 +50,14 @@ let syncing = false;
 /** close() waiting for the fsync round in flight. */
 const syncWaiters: (() => void)[] = [];
 let timer: NodeJS.Timeout | undefined;
+const dropBehind = startDropBehind(data.dropBehind);
+
+/** The backend's native calls, if it loads here (it did on the main thread). */
+function startDropBehind(opts: WriterData['dropBehind']): DropBehind | null {
+  if (opts === undefined) return null;
+  const { module } = tryBackend(opts.backend);
+  return module === undefined ? null : new DropBehind(module, opts.keepBytes);
+}
 
 function post(e: WriterEvent): void {
   parentPort!.postMessage(e);
@@ -186,6 +197,7 @@ function doWrite(op: Extract<WriterOp, { op: 'write' }>): void {
     throw withPath(e, paths.get(op.segNo));
   }
   writtenSeq = op.lastSeq;
+  dropBehind?.wrote(op.segNo, pos);
 }
 
 /** One fsync round: every finished segment still owed one, the active segment, the
@@ -255,6 +267,7 @@ function handle(op: WriterOp): void {
       fdsOpen.set(op.segNo, fd);
       paths.set(op.segNo, op.path);
       active = op.segNo;
+      dropBehind?.opened(op.segNo, fd, op.path, op.size);
       return;
     }
     case 'write':
@@ -267,12 +280,17 @@ function handle(op: WriterOp): void {
       const fd = fdsOpen.get(op.segNo);
       fdsOpen.delete(op.segNo);
       paths.delete(op.segNo);
+      dropBehind?.retired(op.segNo, op.held);
       if (fd === undefined) return;
       if (data.policy === 'never') fs.closeSync(fd);
       else retired.push(fd);
       return;
     }
+    case 'release':
+      dropBehind?.released(op.segNo);
+      return;
     case 'unlink':
+      dropBehind?.unlinked(op.paths);
       for (const p of op.paths) {
         try {
           fs.unlinkSync(p);
