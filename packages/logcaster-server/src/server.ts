@@ -214,6 +214,8 @@ export interface LogCasterStats {
   filtersPending: number;
   /** Token filter builds that wrote nothing (a short read, a failed write), each retried. */
   filterFailures: number;
+  /** Token filter builds that first waited for a spare core (at most 10 s each). */
+  filterWaits: number;
   storeBytes: number;
   uptimeSeconds: number;
 }
@@ -675,6 +677,7 @@ export class LogCaster extends EventEmitter {
       journalFiles: js?.files ?? 0,
       filtersPending: js?.filtersPending ?? 0,
       filterFailures: this.engine?.filterFailures ?? 0,
+      filterWaits: this.engine?.filterWaits ?? 0,
       storeBytes: this.store.bytes,
       uptimeSeconds: this.startedAt ? Math.floor((Date.now() - this.startedAt) / 1000) : 0,
     };
@@ -688,7 +691,7 @@ export class LogCaster extends EventEmitter {
       `BytesReceived=${s.bytesReceived}, Truncated=${s.truncated}, Persisted=${s.persisted}, PersistedBytes=${s.persistedBytes}, ` +
       `Persisting=${s.persisting}${s.persistError ? ` (${s.persistError.replace(/, /g, ' ')})` : ''}, PersistDropped=${s.persistDropped}, ` +
       `Reloaded=${s.reloaded}, StoreBytes=${s.storeBytes}, JournalBytes=${s.journalBytes}, JournalFiles=${s.journalFiles}, ` +
-      `FiltersPending=${s.filtersPending}, FilterFailures=${s.filterFailures}, HistoryGroupsSkipped=${s.historyGroupsSkipped}, HistoryGroupsOutsideWindow=${s.historyGroupsOutsideWindow}, ` +
+      `FiltersPending=${s.filtersPending}, FilterFailures=${s.filterFailures}, FilterWaits=${s.filterWaits}, HistoryGroupsSkipped=${s.historyGroupsSkipped}, HistoryGroupsOutsideWindow=${s.historyGroupsOutsideWindow}, ` +
       `HistoryGroupsDamaged=${s.historyGroupsDamaged}, QueryClients=${s.queryClients}, QueryRejected=${s.queryRejected}, ` +
       `AuthFailures=${s.authFailures}, AuthRequired=${s.authRequired}, IngestDenied=${s.ingestDenied}, QueryDenied=${s.queryDenied}, ` +
       `UdpReceived=${s.udpReceived}, UdpTruncated=${s.udpTruncated}, UdpDropped=${s.udpDropped}, ` +
@@ -723,6 +726,7 @@ export class LogCaster extends EventEmitter {
         groupsOutsideWindow: this.engine.groupsOutsideWindow,
         groupsDamaged: this.engine.groupsDamaged,
         filterFailures: this.engine.filterFailures,
+        filterWaits: this.engine.filterWaits,
       },
     });
   }

@@ -34,7 +34,7 @@ export interface MetricsSources {
   queryDenied: number;
   regexTimeouts: number;
   /** What queries can see and how they read the journal (undefined before start). */
-  history: { retainedLines: number; groupsSkipped: number; groupsOutsideWindow: number; groupsDamaged: number; filterFailures: number } | undefined;
+  history: { retainedLines: number; groupsSkipped: number; groupsOutsideWindow: number; groupsDamaged: number; filterFailures: number; filterWaits: number } | undefined;
 }
 
 export type QueryVia = 'query_port' | 'http';
@@ -89,6 +89,7 @@ export class ServerMetrics {
       e.counter('logcaster_history_groups_outside_window_total', 'Journal groups time-filtered queries did not read: their time range misses the window.', h.groupsOutsideWindow);
       e.counter('logcaster_history_groups_damaged_total', 'Journal groups found damaged while a query read them (the damaged records skipped).', h.groupsDamaged);
       e.counter('logcaster_history_filter_failures_total', 'Token filter builds that wrote nothing (a short read, a failed write); each is retried.', h.filterFailures);
+      e.counter('logcaster_history_filter_waits_total', 'Token filter builds that waited for a spare core (ingest had the machine), at most 10 s each.', h.filterWaits);
     }
     const j = s.journal;
     if (j) {

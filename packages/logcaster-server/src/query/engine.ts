@@ -23,6 +23,7 @@ import { blockOf, type AnyUnit, type CountReply, type ExtractReply, type FileUni
 import { lineEndFrom, runAt, type BlockView } from '../store/block';
 import type { LogStore, StoreBlock } from '../store/log-store';
 import { groupRanges, type Journal, type PinnedGroups, type Segment } from '../journal/journal';
+import { CpuHeadroom } from './cpu-headroom';
 
 export { QueryCancelledError, RegexTimeoutError } from './result';
 export type { EntryBatch, QueryResult } from './result';
@@ -54,6 +55,11 @@ const QUERY_HIT_LIMIT = 65536;
 const DEFAULT_BATCH_BYTES = 256 * 1024;
 /** A token filter that could not be built is tried again after 1 s, 2 s, … at most 60 s. */
 const FILTER_RETRY_MS = 1000;
+/** A finished segment's filter waits for a spare core (CpuHeadroom), checked this often,
+ *  for at most FILTER_WAIT_MAX_MS after rotation: an ingest burst runs at full speed and
+ *  its filters follow; under ingest that never lets up they are built beside it. */
+const FILTER_WAIT_STEP_MS = 250;
+const FILTER_WAIT_MAX_MS = 10_000;
 const FILTER_RETRY_MAX_MS = 60_000;
 
 interface MemUnit {
@@ -144,6 +150,9 @@ export class QueryEngine {
   filtersBuilt = 0;
   /** Token filter builds that wrote nothing (a short read, a failed write): retried. */
   filterFailures = 0;
+  /** Token filter builds that waited for a spare core (FILTER_WAIT_MAX_MS at most). */
+  filterWaits = 0;
+  private readonly headroom = new CpuHeadroom();
   private readonly filterRetries = new Set<NodeJS.Timeout>();
   private closed = false;
 
@@ -162,9 +171,16 @@ export class QueryEngine {
     for (const seg of journal.unfiltered) this.buildFilter(seg);
   }
 
-  private buildFilter(seg: Segment, attempt = 0): void {
+  /** `waitingSince`: when this build began to wait for a spare core. */
+  private buildFilter(seg: Segment, attempt = 0, waitingSince?: number): void {
     const journal = this.history;
-    if (journal === undefined || seg.doomed || this.filtering.has(seg)) return;
+    if (journal === undefined || seg.doomed || this.filtering.has(seg) || this.closed) return;
+    const since = waitingSince ?? Date.now();
+    if (!this.headroom.spareCore() && Date.now() - since < FILTER_WAIT_MAX_MS) {
+      if (waitingSince === undefined) this.filterWaits++;
+      this.later(() => this.buildFilter(seg, attempt, since), FILTER_WAIT_STEP_MS);
+      return;
+    }
     this.filtering.add(seg);
     journal.pin([seg]);
     const out = journal.filterPath(seg);
@@ -191,14 +207,19 @@ export class QueryEngine {
         // read the segment whole meanwhile; try again later, less often each time.
         if (!written && !this.closed && !seg.doomed) {
           this.filterFailures++;
-          const t = setTimeout(() => {
-            this.filterRetries.delete(t);
-            this.buildFilter(seg, attempt + 1);
-          }, Math.min(FILTER_RETRY_MAX_MS, FILTER_RETRY_MS * 2 ** attempt));
-          t.unref();
-          this.filterRetries.add(t);
+          this.later(() => this.buildFilter(seg, attempt + 1), Math.min(FILTER_RETRY_MAX_MS, FILTER_RETRY_MS * 2 ** attempt));
         }
       });
+  }
+
+  /** A timer for filter work, cleared by close(). */
+  private later(fn: () => void, ms: number): void {
+    const t = setTimeout(() => {
+      this.filterRetries.delete(t);
+      fn();
+    }, ms);
+    t.unref();
+    this.filterRetries.add(t);
   }
 
   /** Regex queries stopped for exceeding the budget. */

@@ -219,6 +219,7 @@ describe('server: HTTP port', function () {
       expect(value('logcaster_history_groups_skipped_total')).to.equal(s.historyGroupsSkipped);
       expect(value('logcaster_journal_filters_pending')).to.equal(s.filtersPending);
       expect(value('logcaster_history_filter_failures_total')).to.equal(s.filterFailures);
+      expect(value('logcaster_history_filter_waits_total')).to.equal(s.filterWaits);
       expect(value('logcaster_store_allocated_bytes')).to.be.at.least(s.storeBytes);
       expect(value('logcaster_journal_written_bytes_total')).to.be.above(0);
       expect(value('logcaster_connections', { port: 'http' })).to.be.at.least(1);

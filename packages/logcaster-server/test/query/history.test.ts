@@ -7,8 +7,11 @@ import * as path from 'node:path';
 
 import { expect } from 'chai';
 
-import { delay, rmDir, sendAndClose, tmpDir, waitFor } from '@logcaster/testkit';
+import * as os from 'node:os';
 
+import { delay, rmDir, sendAndClose, startNode, tmpDir, waitFor, type NodeChild } from '@logcaster/testkit';
+
+import { CpuHeadroom } from '../../src/query/cpu-headroom';
 import { lineMatches, type QuerySpec } from '../../src/query/matcher';
 import { parseRecord, scanSegment, segmentName } from '../../src/journal';
 import type { LogCaster, LogCasterOptions } from '../../src';
@@ -132,6 +135,38 @@ describe('queries over the retained history (disk segments + memory window)', fu
     await waitFor(() => a.lc.stats().filtersPending === 0, 20_000, () => `${a.lc.stats().filtersPending} of ${finished()} finished segments still without a token filter`);
     expect(segmentFiles(dir, '.tf').length).to.equal(finished());
     expect(a.lc.stats().filterFailures, 'no build read a segment before its records were written').to.equal(0);
+  });
+
+  it('a token filter build waits while every core is busy, 10 s at most; on an idle machine it starts at once', async () => {
+    const a = await start({ capacity: 1_000, rotateSize: 64 * 1024, fsync: 'never' });
+    const finished = (): number => segmentFiles(dir, '.log').length - 1;
+    // Control: once the machine has a core to spare (what earlier tests left running
+    // settles), a finished segment's filter is built without waiting.
+    const headroom = new CpuHeadroom();
+    await waitFor(() => headroom.spareCore(), 30_000, 'a spare core before the control');
+    const idleWaits = a.lc.stats().filterWaits;
+    // Connections of 300 lines: records of one connection's bytes, so segments rotate.
+    await feed(a.lc, a.ingest, 0, 3_000, 300);
+    await waitFor(() => finished() >= 1 && a.lc.stats().filtersPending === 0, 5_000, () => `control: ${finished()} segments finished, ${a.lc.stats().filtersPending} without a filter, ${a.lc.stats().filterWaits - idleWaits} builds waited, spare core now: ${headroom.spareCore()}`);
+    expect(a.lc.stats().filterWaits, 'control: no build waited').to.equal(idleWaits);
+    // Every core busy: one spinning process per core.
+    const spinners: NodeChild[] = Array.from({ length: os.cpus().length }, () => startNode('for (;;) {}'));
+    try {
+      await delay(800); // the headroom is measured over 250 ms intervals
+      const before = finished();
+      await feed(a.lc, a.ingest, 3_000, 6_000, 300);
+      await waitFor(() => finished() > before, 10_000, 'new segments finished');
+      await delay(2_000);
+      expect(a.lc.stats().filterWaits, 'builds waited for a core').to.be.greaterThan(idleWaits);
+      expect(a.lc.stats().filtersPending, 'still waiting after 2 s').to.be.greaterThan(0);
+      const waitedFrom = Date.now();
+      await waitFor(() => a.lc.stats().filtersPending === 0, 15_000, () => `${a.lc.stats().filtersPending} filters still waiting under load`);
+      expect(Date.now() - waitedFrom, 'built within the 10 s bound').to.be.below(12_000);
+    } finally {
+      for (const s of spinners) s.child.kill('SIGKILL');
+      await Promise.all(spinners.map((s) => s.exited));
+    }
+    expect(segmentFiles(dir, '.tf').length).to.equal(finished());
   });
 
   it('keyword and regex queries with token filters find exactly what a plain scan of every line finds (random keywords)', async () => {
