@@ -10,11 +10,10 @@
 // reader would; only what the writer put there is dropped, once.
 import * as fs from 'node:fs';
 
+import type { BackendModule } from '@logcaster/core';
+
 /** The two calls of the native engine this needs (every backend exports them). */
-export interface PageCacheAdvice {
-  startWriteback(fd: number, offset: number, length: number): boolean;
-  dropFromPageCache(fd: number, offset: number, length: number): boolean;
-}
+export type PageCacheAdvice = Pick<BackendModule, 'startWriteback' | 'dropFromPageCache'>;
 
 /** Writeback is started per STEP bytes written, one step behind the end: the disk
  *  writes as the journal goes rather than all at the next fsync, and a drop finds the
