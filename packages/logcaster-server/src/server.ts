@@ -445,7 +445,7 @@ export class LogCaster extends EventEmitter {
       // that cannot bind, or finds the directory locked, leaves the owner's journal be.
       if (o.dataDir !== undefined) {
         dataDir = path.resolve(o.dataDir);
-        this.openDataDir(dataDir);
+        this.openDataDir(dataDir, this.reactor.backend);
       }
       this.startedAt = Date.now();
       this.state = 'running';
@@ -464,8 +464,9 @@ export class LogCaster extends EventEmitter {
   }
 
   /** Lock the data directory, open its journal (its segment indexes, not its lines:
-   *  queries read older lines from the segments), and journal what arrives from now on. */
-  private openDataDir(dir: string): void {
+   *  queries read older lines from the segments), and journal what arrives from now on.
+   *  `backend`: the reactor's, whose native calls the journal writer uses too. */
+  private openDataDir(dir: string, backend: BackendName): void {
     const o = this.options;
     this.lock = DataDirLock.acquire(dir);
     this.dataDir = dir;
@@ -477,7 +478,7 @@ export class LogCaster extends EventEmitter {
       retentionMs: o.retentionTime * 1000,
       fsync: o.fsync,
       fsyncIntervalMs: o.fsyncIntervalMs,
-      dropBehind: o.journalCache > 0 ? { backend: this.reactor!.backend, keepBytes: o.journalCache } : undefined,
+      dropBehind: o.journalCache > 0 ? { backend, keepBytes: o.journalCache } : undefined,
     });
     const journal = this.journal;
     const peers = this.store.peers;

@@ -55,12 +55,12 @@ const QUERY_HIT_LIMIT = 65536;
 const DEFAULT_BATCH_BYTES = 256 * 1024;
 /** A token filter that could not be built is tried again after 1 s, 2 s, … at most 60 s. */
 const FILTER_RETRY_MS = 1000;
+const FILTER_RETRY_MAX_MS = 60_000;
 /** A finished segment's filter waits for a spare core (CpuHeadroom), checked this often,
  *  for at most FILTER_WAIT_MAX_MS after rotation: an ingest burst runs at full speed and
  *  its filters follow; under ingest that never lets up they are built beside it. */
 const FILTER_WAIT_STEP_MS = 250;
 const FILTER_WAIT_MAX_MS = 10_000;
-const FILTER_RETRY_MAX_MS = 60_000;
 
 interface MemUnit {
   kind: 'mem';
@@ -153,7 +153,7 @@ export class QueryEngine {
   /** Token filter builds that waited for a spare core (FILTER_WAIT_MAX_MS at most). */
   filterWaits = 0;
   private readonly headroom = new CpuHeadroom();
-  private readonly filterRetries = new Set<NodeJS.Timeout>();
+  private readonly filterTimers = new Set<NodeJS.Timeout>();
   private closed = false;
 
   constructor(
@@ -215,11 +215,11 @@ export class QueryEngine {
   /** A timer for filter work, cleared by close(). */
   private later(fn: () => void, ms: number): void {
     const t = setTimeout(() => {
-      this.filterRetries.delete(t);
+      this.filterTimers.delete(t);
       fn();
     }, ms);
     t.unref();
-    this.filterRetries.add(t);
+    this.filterTimers.add(t);
   }
 
   /** Regex queries stopped for exceeding the budget. */
@@ -378,8 +378,8 @@ export class QueryEngine {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.filterRetries) clearTimeout(t);
-    this.filterRetries.clear();
+    for (const t of this.filterTimers) clearTimeout(t);
+    this.filterTimers.clear();
     await this.pool.close();
   }
 }
