@@ -3,15 +3,12 @@
 #include "addon.h"
 
 #include <errno.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <uv.h>
 
 #include <cstring>
 
 #include "engine.h"
-#include "page_cache.h"
+#include "tuning.h"
 
 namespace logcaster {
 
@@ -531,27 +528,7 @@ Napi::Object InitBackend(Napi::Env env, Napi::Object exports, const BackendDescr
     return o;
   }));
   exports.Set("Engine", EngineWrap::Define(env, backend));
-  // Process-wide, so only a program that owns the process calls it (the logcaster
-  // command does). glibc raises its mmap threshold to the size of every large block
-  // freed, up to 32 MiB; after that, blocks of a few MiB come from the arenas and stay
-  // resident once freed. A fixed threshold keeps them mmap()ed and returned on free.
-  exports.Set("setMallocMmapThreshold", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    Napi::Env e = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber()) {
-      Napi::TypeError::New(e, "setMallocMmapThreshold(bytes)").ThrowAsJavaScriptException();
-      return e.Undefined();
-    }
-    const double bytes = info[0].As<Napi::Number>().DoubleValue();
-    bool applied = false;
-#if defined(__GLIBC__)
-    constexpr double kMax = 32.0 * 1024 * 1024;  // glibc's own upper bound for the threshold
-    if (bytes >= 0 && bytes <= kMax) applied = mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) == 1;
-#else
-    (void)bytes;
-#endif
-    return Napi::Boolean::New(e, applied);
-  }));
-  ExportPageCache(env, exports);
+  ExportTuning(env, exports);
   return exports;
 }
 

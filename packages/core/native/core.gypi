@@ -10,7 +10,7 @@
     "sockets.cc",
     "datagram_sockets.cc",
     "unix_sockets.cc",
-    "page_cache.cc",
+    "tuning.cc",
     "addon.cc"
   ],
   "include_dirs": [

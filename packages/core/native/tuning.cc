@@ -1,12 +1,12 @@
-// Why a log writer wants this: every page it writes is a new page-cache page, and on
-// virtual machines whose free memory goes back to the host (balloon free-page
-// reporting) each one costs a host fault — buffered writes into a growing cache ran at
-// ~200 MB/s of sys time here, against ~1.5 GB/s when the writer drops what is already
-// on disk and the kernel reuses those pages. Advice only: failures return false and
-// the data is unaffected (fdatasync still decides durability).
-#include "page_cache.h"
+// Process and file tuning (see tuning.h). The page-cache calls are advice: failures
+// return false and the file's data is unaffected (fdatasync decides durability). Why the
+// journal drops what it wrote: docs/ARCHITECTURE.md, "Decisions and why".
+#include "tuning.h"
 
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cmath>
 
@@ -67,9 +67,31 @@ bool DropFromPageCache(const Range& r) {
 #endif
 }
 
+// Process-wide, so only a program that owns the process calls it (the logcaster
+// command does). glibc raises its mmap threshold to the size of every large block
+// freed, up to 32 MiB; after that, blocks of a few MiB come from the arenas and stay
+// resident once freed. A fixed threshold keeps them mmap()ed and returned on free.
+Napi::Value SetMallocMmapThreshold(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "setMallocMmapThreshold(bytes)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double bytes = info[0].As<Napi::Number>().DoubleValue();
+  bool applied = false;
+#if defined(__GLIBC__)
+  constexpr double kMax = 32.0 * 1024 * 1024;  // glibc's own upper bound for the threshold
+  if (bytes >= 0 && bytes <= kMax) applied = mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) == 1;
+#else
+  (void)bytes;
+#endif
+  return Napi::Boolean::New(env, applied);
+}
+
 }  // namespace
 
-void ExportPageCache(Napi::Env env, Napi::Object exports) {
+void ExportTuning(Napi::Env env, Napi::Object exports) {
+  exports.Set("setMallocMmapThreshold", Napi::Function::New(env, SetMallocMmapThreshold));
   exports.Set("startWriteback", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     Range r;
     if (!ReadRange(info, "startWriteback(fd, offset, length)", &r)) return info.Env().Undefined();
