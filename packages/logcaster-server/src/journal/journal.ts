@@ -932,7 +932,9 @@ export class Journal {
   }
 
   /** `cb(seg)` after a segment was finished (rotation) and its records written: its
-   *  index is final and its file holds every record the index names. */
+   *  index is final and its file holds every record the index names. With a subscriber
+   *  (the token filter builder), the segment stays in the page cache for it to read
+   *  until setFilter() (JournalOptions.dropBehind). */
   onFinished(cb: (seg: Segment) => void): void {
     this.finishedCbs.push(cb);
   }

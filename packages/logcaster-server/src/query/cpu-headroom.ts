@@ -10,17 +10,20 @@ const SAMPLE_MS = 250;
 interface CpuTimes {
   idle: number;
   total: number;
+  cores: number;
 }
 
+/** One read of /proc/stat (through os.cpus()), summed over the cores. */
 function cpuTimes(): CpuTimes {
+  const cpus = os.cpus();
   let idle = 0;
   let total = 0;
-  for (const c of os.cpus()) {
+  for (const c of cpus) {
     const t = c.times;
     idle += t.idle;
     total += t.user + t.nice + t.sys + t.idle + t.irq;
   }
-  return { idle, total };
+  return { idle, total, cores: cpus.length };
 }
 
 export class CpuHeadroom {
@@ -28,7 +31,7 @@ export class CpuHeadroom {
   private lastAt = Date.now();
   private spare = true;
 
-  /** Idle time summed over every core, in cores, measured over the last interval. */
+  /** Whether the last interval left at least one core's worth of idle time, summed over cores. */
   spareCore(): boolean {
     const now = Date.now();
     if (now - this.lastAt < SAMPLE_MS) return this.spare;
@@ -36,7 +39,7 @@ export class CpuHeadroom {
     const total = t.total - this.last.total;
     // Whole-machine times are kept per core; idle / total of them, times cores, is the
     // number of cores that were idle on average.
-    if (total > 0) this.spare = ((t.idle - this.last.idle) / total) * os.cpus().length >= 1;
+    if (total > 0) this.spare = ((t.idle - this.last.idle) / total) * t.cores >= 1;
     this.last = t;
     this.lastAt = now;
     return this.spare;
