@@ -178,6 +178,9 @@ class IoUringDriver final : public IoDriver {
   size_t closing_ = 0;       // connections handed to CloseConn, not yet released
   uint64_t recv_starved_ = 0;  // multishot recvs ended by ENOBUFS (pool ran dry)
   uint64_t dgrams_held_ = 0;   // datagrams that completed while their socket was paused
+  size_t held_this_round_ = 0;  // bytes Hold() copied since this round's Harvest began
+  size_t held_bytes_ = 0;       // stream bytes held, not yet delivered (all connections)
+  size_t held_bytes_peak_ = 0;
   std::vector<std::unique_ptr<ConnState>> conns_;  // by engine slot
   std::vector<ListenerState> listeners_;           // by listener id (never reused)
   std::vector<int32_t> held_ready_;                // conns with deliverable held bytes

@@ -64,6 +64,9 @@ void IoUringDriver::Hold(Conn* c, ConnState* s, const char* data, size_t len) {
     s->held_off = 0;
   }
   s->held.append(data, len);
+  held_this_round_ += len;
+  held_bytes_ += len;
+  held_bytes_peak_ = std::max(held_bytes_peak_, held_bytes_);
   // The connection sends faster than it is delivered (or it is paused): a multishot
   // recv would keep draining its socket into memory — megabytes per connection, and
   // an open TCP window the sender never feels. Switch it to metered receives (one
@@ -150,6 +153,7 @@ void IoUringDriver::DrainHeld() {
         size_t n = std::min({s->held.size() - s->held_off, avail, kMaxReadPerBatch});
         std::memcpy(dst, s->held.data() + s->held_off, n);
         s->held_off += n;
+        held_bytes_ -= n;
         host_->CommitRead(c, n);
         if (s->held_off < s->held.size() && !host_->BatchFull()) {
           MarkReady(c, s);  // more than one delivery's worth: the rest next batch
