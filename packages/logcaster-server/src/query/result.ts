@@ -61,30 +61,32 @@ export class RegexTimeoutError extends Error {
   }
 }
 
+/** Placeholders before a builder's first entry (never handed out: build() makes its own). */
+const NO_BYTES = Buffer.alloc(0);
+const NO_U32 = new Uint32Array(0);
+const NO_F64 = new Float64Array(0);
+
 /** Collects entries into an EntryBatch. `copy`: the bytes are copied into a buffer of
- *  the batch's own (a worker's reply, transferred); otherwise they stay views of `src`. */
+ *  the batch's own (a worker's reply, transferred); otherwise they stay views of `src`.
+ *  Nothing is allocated before the first entry: most scan jobs of a selective query
+ *  find none, and a 64 KiB buffer per 1 MiB group read was, in a full-history scan,
+ *  tens of MB of transferred garbage waiting for the main thread's GC. */
 export class BatchBuilder {
   length = 0;
   bytesUsed = 0;
-  private bytes: Buffer;
-  private start: Uint32Array;
-  private end: Uint32Array;
-  private time: Float64Array;
-  private peer: Uint32Array;
+  private bytes = NO_BYTES;
+  private start = NO_U32;
+  private end = NO_U32;
+  private time = NO_F64;
+  private peer = NO_U32;
   private readonly peerIds = new Map<string, number>();
   private readonly peers: string[] = [];
   private src: Buffer | undefined;
 
   constructor(
     private readonly copy: boolean,
-    expected = 256,
-  ) {
-    this.bytes = copy ? Buffer.allocUnsafe(64 * 1024) : Buffer.alloc(0);
-    this.start = new Uint32Array(expected);
-    this.end = new Uint32Array(expected);
-    this.time = new Float64Array(expected);
-    this.peer = new Uint32Array(expected);
-  }
+    private readonly expected = 256,
+  ) {}
 
   /** Adds src[s, e). Without `copy`, every entry of a batch must come from one `src`. */
   add(src: Buffer, s: number, e: number, timeMs: number, peer: string): void {
@@ -99,7 +101,7 @@ export class BatchBuilder {
     if (this.copy) {
       const len = e - s;
       if (this.bytesUsed + len > this.bytes.length) {
-        const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.bytesUsed + len));
+        const grown = Buffer.allocUnsafe(Math.max(64 * 1024, this.bytes.length * 2, this.bytesUsed + len));
         this.bytes.copy(grown, 0, 0, this.bytesUsed);
         this.bytes = grown;
       }
@@ -120,7 +122,7 @@ export class BatchBuilder {
   }
 
   private grow(): void {
-    const n = this.start.length * 2;
+    const n = Math.max(16, this.expected, this.start.length * 2);
     const g = <T extends Uint32Array | Float64Array>(a: T, make: (n: number) => T): T => {
       const b = make(n);
       b.set(a);
@@ -134,6 +136,8 @@ export class BatchBuilder {
 
   build(): EntryBatch {
     const n = this.length;
+    // fresh empty views, never shared constants: a worker transfers a reply's buffers
+    if (n === 0) return { length: 0, bytes: Buffer.alloc(0), start: new Uint32Array(0), end: new Uint32Array(0), time: new Float64Array(0), peer: new Uint32Array(0), peers: this.peers };
     return {
       length: n,
       bytes: this.copy ? this.bytes.subarray(0, this.bytesUsed) : (this.src ?? Buffer.alloc(0)),
@@ -145,3 +149,4 @@ export class BatchBuilder {
     };
   }
 }
+
