@@ -185,7 +185,7 @@ export function filterAllows(spec: QuerySpec, src: FileSource): boolean {
   if ((spec.keywords.length === 0 && literal === undefined) || src.filter === undefined) return true;
   const f = src.filter;
   const crc = readBytes(f.path, FILTER_HEADER + 4 * f.group, 4);
-  const raw = crc === null ? null : readBytes(f.path, filterOffset(f.groups, f.group), FILTER_BYTES);
+  const raw = crc === null ? null : readBytes(f.path, filterOffset(f.groups, f.group), FILTER_BYTES, filterScratch);
   const bits = raw === null ? null : checkedFilter(crc!, raw);
   if (bits === null) return true; // missing or damaged: read the group
   if (literal !== undefined && !mayContain(bits, literal)) return false;
@@ -193,13 +193,23 @@ export function filterAllows(spec: QuerySpec, src: FileSource): boolean {
   return spec.operator === 'OR' ? spec.keywords.some((k) => mayContain(bits, k)) : spec.keywords.every((k) => mayContain(bits, k));
 }
 
-/** The bytes a worker reads a group into, reused from job to job (one per thread: a
- *  fresh megabyte per group was allocation and GC work, and resident memory). */
-let scratch = Buffer.allocUnsafe(0);
+/** A buffer a worker reads into, reused from job to job (one of each per thread: a
+ *  fresh megabyte per group, or 64 KiB per filter probed, was allocation and GC work,
+ *  and external memory that piled up until the thread's next full GC). */
+class Scratch {
+  private buf = Buffer.allocUnsafe(0);
+  /** `len` bytes, valid until the next get(). */
+  get(len: number): Buffer {
+    if (this.buf.length < len) this.buf = Buffer.allocUnsafe(Math.max(len, 2 * this.buf.length));
+    return this.buf.subarray(0, len);
+  }
+}
+const groupScratch = new Scratch();
+const filterScratch = new Scratch();
 
-/** file[off, off + len) — in `scratch` when `reuse` (valid until the next read), else
- *  in a buffer of its own — or null when it cannot all be read. */
-function readBytes(file: string, off: number, len: number, reuse = false): Buffer | null {
+/** file[off, off + len) — in `into` when given (valid until its next use), else in a
+ *  buffer of its own — or null when it cannot all be read. */
+function readBytes(file: string, off: number, len: number, into?: Scratch): Buffer | null {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -207,11 +217,7 @@ function readBytes(file: string, off: number, len: number, reuse = false): Buffe
     return null;
   }
   try {
-    let buf: Buffer;
-    if (reuse) {
-      if (scratch.length < len) scratch = Buffer.allocUnsafe(Math.max(len, 2 * scratch.length));
-      buf = scratch.subarray(0, len);
-    } else buf = Buffer.allocUnsafe(len);
+    const buf = into !== undefined ? into.get(len) : Buffer.allocUnsafe(len);
     let got = 0;
     while (got < len) {
       const n = fs.readSync(fd, buf, got, len - got, off + got);
@@ -231,7 +237,7 @@ function readBytes(file: string, off: number, len: number, reuse = false): Buffe
  *  record continuing the sequence), never fails a query. `ordinal` numbers the records
  *  visited. The blocks view a buffer reused by the next read. */
 function eachRecord(src: FileSource, visit: (b: BlockView, ordinal: number, intact: () => boolean) => boolean, fromRecord = 0, checkAll = true): boolean {
-  const img = readBytes(src.path, src.off, src.len, true);
+  const img = readBytes(src.path, src.off, src.len, groupScratch);
   if (img === null) return false;
   let ok = true;
   let pos = 0;
@@ -303,7 +309,7 @@ function extractFile(job: ExtractJob, u: FileUnit): ExtractReply {
 export function runFilter(job: FilterJob): FilterReply {
   const filters: Uint8Array[] = [];
   for (const g of job.groups) {
-    const img = readBytes(job.segment, g.off, g.len, true);
+    const img = readBytes(job.segment, g.off, g.len, groupScratch);
     if (img === null) return { kind: 'filter', written: false };
     const bits = new Uint8Array(FILTER_BYTES);
     addTrigrams(bits, img);
