@@ -482,8 +482,7 @@ export class Journal {
     this.post();
     const old = this.segments[this.segments.length - 1];
     old.index.close();
-    // Held in the page cache until its token filter is built from it (setFilter).
-    this.send({ op: 'retire', segNo: old.no, held: this.finishedCbs.length > 0 && old.index.count > 0 });
+    this.send({ op: 'retire', segNo: old.no });
     this.send({ op: 'writeFile', path: path.join(this.dir, indexName(old.no)), data: old.index.encode(old.no, old.size) });
     this.createSegment(this.nextSegmentNo(old.no), firstSeq);
     this.enforceRetention();
@@ -934,9 +933,7 @@ export class Journal {
   }
 
   /** `cb(seg)` after a segment was finished (rotation) and its records written: its
-   *  index is final and its file holds every record the index names. With a subscriber
-   *  (the token filter builder), the segment stays in the page cache for it to read
-   *  until setFilter() (JournalOptions.dropBehind). */
+   *  index is final and its file holds every record the index names. */
   onFinished(cb: (seg: Segment) => void): void {
     this.finishedCbs.push(cb);
   }
@@ -946,11 +943,12 @@ export class Journal {
     return this.segments.slice(0, -1).filter(needsFilter);
   }
 
-  /** `file` now holds the token filters of `seg` (built for its current index). */
+  /** `file` now holds the token filters of `seg` (built for its current index). The
+   *  build read the segment back into the page cache; with drop-behind it leaves again. */
   setFilter(seg: Segment, file: string): void {
     if (seg.doomed) return;
     seg.filter = file;
-    if (!this.closed) this.send({ op: 'release', segNo: seg.no });
+    if (!this.closed && this.dropBehind !== undefined) this.send({ op: 'drop', path: seg.file, length: seg.size });
   }
 
   /** The path of a segment's token filter file (whether it exists or not). */
@@ -1047,7 +1045,7 @@ export class Journal {
     const old = this.segments;
     const last = old[old.length - 1];
     last.index.close();
-    this.send({ op: 'retire', segNo: last.no, held: false });
+    this.send({ op: 'retire', segNo: last.no });
     this.segments = [];
     this.createSegment(this.nextSegmentNo(last.no), this.seq + 1);
     const gone: string[] = [];

@@ -1,13 +1,16 @@
 // Drop-behind for the journal's writer thread: a finished segment leaves the page cache
-// once it is on disk, read back by whoever reads it right after rotation (the token
-// filter builder), and `keepBytes` newer bytes were written after it.
+// once `keepBytes` newer bytes were written after it, and again after the token filter
+// builder read it back (dropFile).
 //
 // Why: each byte the journal writes lands in a new page-cache page. On virtual machines
 // whose free memory goes back to the host, a new page costs a host fault, and buffered
 // writes into a growing cache cost the writer about a core at 250 MB/s (perf: the
 // kernel's copy into fresh pages). Dropped pages are reused by the next writes, which
-// then cost a copy. Queries read older segments back through the page cache as any
-// reader would; only what the writer put there is dropped, once.
+// then cost a copy. The builder reads a segment seconds later, when a core is spare
+// (engine.ts): holding the segment cached for it meant, under ingest that never let
+// up, gigabytes of fresh cache on the writer's path (30 % more writer CPU per line,
+// measured); its own read back from disk costs the spare core instead. Queries read
+// older segments back through the page cache as any reader would and leave them there.
 import * as fs from 'node:fs';
 
 import type { BackendModule } from '@logcaster/core';
@@ -29,8 +32,6 @@ interface TrackedFile {
   end: number;
   /** writeback asked for [0, queued) */
   queued: number;
-  /** read back before it may leave the cache */
-  held: boolean;
 }
 
 export class DropBehind {
@@ -45,7 +46,7 @@ export class DropBehind {
   ) {}
 
   opened(segNo: number, fd: number, path: string, size: number): void {
-    this.files.set(segNo, { path, fd, base: this.total, end: size, queued: size, held: false });
+    this.files.set(segNo, { path, fd, base: this.total, end: size, queued: size });
     this.total += size;
   }
 
@@ -62,19 +63,11 @@ export class DropBehind {
     this.dropOld();
   }
 
-  /** The segment is finished; `held`: someone reads it back first (release() then). */
-  retired(segNo: number, held: boolean): void {
+  /** The segment is finished (the writer closes its fd). */
+  retired(segNo: number): void {
     const f = this.files.get(segNo);
     if (f === undefined) return;
     f.fd = null;
-    f.held = held;
-    this.dropOld();
-  }
-
-  released(segNo: number): void {
-    const f = this.files.get(segNo);
-    if (f === undefined) return;
-    f.held = false;
     this.dropOld();
   }
 
@@ -85,21 +78,21 @@ export class DropBehind {
   private dropOld(): void {
     for (const [no, f] of this.files) {
       if (f.fd !== null || this.total - (f.base + f.end) < this.keepBytes) return; // active, or too new
-      if (f.held) continue;
       this.files.delete(no);
-      this.drop(f);
+      this.dropFile(f.path, f.end);
     }
   }
 
-  private drop(f: TrackedFile): void {
+  /** Drops file[0, length) from the page cache (a finished file, read back by someone). */
+  dropFile(path: string, length: number): void {
     let fd: number;
     try {
-      fd = fs.openSync(f.path, 'r');
+      fd = fs.openSync(path, 'r');
     } catch {
       return; // deleted meanwhile: nothing left to drop
     }
     try {
-      this.advice.dropFromPageCache(fd, 0, f.end);
+      this.advice.dropFromPageCache(fd, 0, length);
     } finally {
       fs.closeSync(fd);
     }

@@ -21,10 +21,10 @@ export type WriterOp =
       chunks: Array<{ id: number; sab: SharedArrayBuffer }>;
       forget: number[];
     }
-  /** `held`: the segment is read back (token filter) before it may leave the page cache. */
-  | { op: 'retire'; segNo: number; held: boolean }
-  /** The held segment was read back. */
-  | { op: 'release'; segNo: number }
+  | { op: 'retire'; segNo: number }
+  /** A finished segment was read back (its token filter built): it leaves the page
+   *  cache again (drop-behind only). */
+  | { op: 'drop'; path: string; length: number }
   | { op: 'unlink'; paths: string[] }
   | { op: 'writeFile'; path: string; data: Uint8Array }
   | { op: 'close' };

@@ -280,14 +280,14 @@ function handle(op: WriterOp): void {
       const fd = fdsOpen.get(op.segNo);
       fdsOpen.delete(op.segNo);
       paths.delete(op.segNo);
-      dropBehind?.retired(op.segNo, op.held);
+      dropBehind?.retired(op.segNo);
       if (fd === undefined) return;
       if (data.policy === 'never') fs.closeSync(fd);
       else retired.push(fd);
       return;
     }
-    case 'release':
-      dropBehind?.released(op.segNo);
+    case 'drop':
+      dropBehind?.dropFile(op.path, op.length);
       return;
     case 'unlink':
       dropBehind?.unlinked(op.paths);

@@ -1,5 +1,6 @@
-// --journal-cache: a finished segment leaves the page cache once its token filter is
-// built and the newest bytes written after it exceed the budget; queries read it back.
+// --journal-cache: a finished segment leaves the page cache once the newest bytes written
+// after it exceed the budget, and again after its token filter was built from it;
+// queries read it back.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -44,8 +45,8 @@ describe('the journal in the page cache (--journal-cache)', function () {
 
   itUnless(pageCacheUnobservable(), 'older segments leave the cache once filtered; without a budget they stay; every line still answers', async () => {
     const kept = await run({ journalCache: 2 * MiB });
-    // The newest ~2 MiB of finished segments may stay; every older one goes, once the
-    // writer thread has heard that its filter is built.
+    // The newest ~2 MiB of finished segments may stay; every older one goes, also once
+    // the filter builder read it back and the writer thread heard of it.
     await waitFor(() => kept.cached().slice(0, -3).every((b) => b === 0), 20_000, () => `cached bytes per segment: ${kept.cached().join(' ')}`);
     const segments = kept.cached().length;
     expect(segments, 'segments finished').to.be.greaterThan(8);
